@@ -1,0 +1,38 @@
+# make run: serve on 127.0.0.1:8080 with data under data/; make test: the whole suite.
+# Both build the virtualenv first, so they work from a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all install run serve test lint fmt clean
+
+all: lint test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/importapi-lite serve --dev-token
+
+serve: run
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check importapi_lite tests
+	$(BIN)/ruff check importapi_lite tests
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format importapi_lite tests
+	$(BIN)/ruff check --fix importapi_lite tests
+
+clean:
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,182 @@
+"""The ``importapi-lite`` command: serve, tokens, integrations. Thin: parse, call, print.
+
+Every option of ``serve`` is also an ``IMPORTAPI_LITE_*`` variable; flags win (``Settings``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from . import __version__
+from .settings import REGIONS, Settings
+from .storage.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
+
+DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
+DEV_TOKEN_FILE = "dev-token"
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help=Settings.help("data_dir") + " [default: data]"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="importapi-lite", description="A local stand-in for the Stitch Import API v2."
+    )
+    parser.add_argument("--version", action="version", version=f"importapi-lite {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="Run the HTTP server.")
+    serve.add_argument("--host", help=Settings.help("host") + " [default: 127.0.0.1]")
+    serve.add_argument("--port", type=int, help=Settings.help("port") + " [default: 8080]")
+    _data_dir_option(serve)
+    serve.add_argument("--max-body-bytes", type=int, help=Settings.help("max_body_bytes"))
+    serve.add_argument("--region", choices=REGIONS, help=Settings.help("region"))
+    serve.add_argument("--max-open-tables", type=int, help=Settings.help("max_open_tables"))
+    serve.add_argument(
+        "--dev-token",
+        action="store_true",
+        help=f"Make a token for client {DEV_CLIENT_ID} if none is saved in DATA_DIR/"
+        f"{DEV_TOKEN_FILE}, and print a curl command that uses it.",
+    )
+
+    tokens = commands.add_parser("tokens", help="Create, list and revoke push tokens.")
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser(
+        "create", help="Create a token; its secret is printed once, alone on the last line."
+    )
+    create.add_argument("--client-id", type=int, required=True, help="The Stitch client id.")
+    create.add_argument(
+        "--integration",
+        default=DEFAULT_INTEGRATION,
+        help="Integration name, which is the destination schema [default: import_api].",
+    )
+    create.add_argument(
+        "--region", choices=REGIONS, default="north-america", help="The token's region."
+    )
+    _data_dir_option(create)
+    listing = token_commands.add_parser("list", help="List tokens (never their secrets).")
+    _data_dir_option(listing)
+    revoke = token_commands.add_parser("revoke", help="Revoke a token by its secret or its id.")
+    revoke.add_argument("token", metavar="TOKEN_OR_ID")
+    _data_dir_option(revoke)
+
+    integrations = commands.add_parser(
+        "integrations", help="Pause, resume or delete an integration (its tokens then get 401)."
+    )
+    integration_commands = integrations.add_subparsers(
+        dest="integrations_command", required=True, metavar="ACTION"
+    )
+    set_state = integration_commands.add_parser("set-state", help="Set an integration's state.")
+    set_state.add_argument("--client-id", type=int, required=True, help="The Stitch client id.")
+    set_state.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration name.")
+    set_state.add_argument("state", choices=INTEGRATION_STATES)
+    _data_dir_option(set_state)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    try:
+        settings = Settings.from_env(
+            environ,
+            **{
+                name: getattr(args, name, None)
+                for name in (
+                    "host",
+                    "port",
+                    "data_dir",
+                    "max_body_bytes",
+                    "region",
+                    "max_open_tables",
+                )
+            },
+        )
+    except ValueError as exc:
+        print(f"importapi-lite: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(settings, dev_token=args.dev_token)
+    tokens = TokenStore(settings.data_dir)
+    try:
+        if args.command == "tokens":
+            return _tokens(args, tokens)
+        tokens.set_integration_state(args.client_id, args.integration, args.state)
+        print(f"integration {args.integration!r} of client {args.client_id} is {args.state}")
+        return 0
+    except TokenError as exc:
+        print(f"importapi-lite: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        tokens.close()
+
+
+def _tokens(args: argparse.Namespace, tokens: TokenStore) -> int:
+    if args.tokens_command == "create":
+        token, secret = tokens.create(args.client_id, args.integration, args.region)
+        print(f"created token {token.id} for client {token.client_id}, {token.integration}")
+        print("the secret below is shown only now; store it safely")
+        print(secret)
+    elif args.tokens_command == "list":
+        print("id\tclient_id\tintegration\tregion\tcreated_at\trevoked_at")
+        for t in tokens.tokens():
+            fields = (t.id, t.client_id, t.integration, t.region, t.created_at, t.revoked_at)
+            print("\t".join("-" if f is None else str(f) for f in fields))
+    else:
+        token = tokens.revoke(args.token)
+        print(f"revoked token {token.id} at {token.revoked_at}")
+    return 0
+
+
+def ensure_dev_token(settings: Settings) -> Path:
+    """The file holding a working dev token, made if missing (0600: it holds the secret)."""
+    path = settings.data_dir / DEV_TOKEN_FILE
+    tokens = TokenStore(settings.data_dir)
+    try:
+        if path.exists():
+            found = tokens.lookup(path.read_text().strip())
+            if found is not None and found.is_active:
+                return path
+        _, secret = tokens.create(DEV_CLIENT_ID, DEFAULT_INTEGRATION, settings.region)
+    finally:
+        tokens.close()
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
+    return path
+
+
+def _serve(settings: Settings, *, dev_token: bool) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+
+    url = f"http://{settings.host}:{settings.port}"
+    lines = [
+        f"importapi-lite {__version__} serving the Stitch Import API v2 at {url}",
+        f"data directory: {settings.data_dir.resolve()}",
+    ]
+    if dev_token:
+        try:
+            token_file = ensure_dev_token(settings)
+        except TokenError as exc:
+            print(f"importapi-lite: {exc}", file=sys.stderr)
+            return 1
+        lines += [
+            f"dev token (client {DEV_CLIENT_ID}) in {token_file}; push one record with:",
+            f"  curl -sS -X POST {url}/v2/import/push \\\n"
+            f'    -H "Authorization: Bearer $(cat {token_file})" \\\n'
+            '    -H "Content-Type: application/json" \\\n'
+            f'    -d \'[{{"client_id": {DEV_CLIENT_ID}, "table_name": "customers", '
+            '"sequence": 1, "action": "upsert", "key_names": ["id"], '
+            '"data": {"id": 1, "name": "Finn"}}]\'',
+        ]
+    print("\n".join(lines), flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0

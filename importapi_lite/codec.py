@@ -1,0 +1,155 @@
+"""Request bodies to plain Python values: JSON and Transit JSON. The only Transit import.
+
+Decoded values are always plain: dict, list, str, int, float, bool, None, plus ``Decimal``
+(Transit ``~f``) and timezone-aware UTC ``datetime`` (Transit ``~m``/``~t``). Every failure to
+decode is a ``MalformedBody`` (400); nothing here can raise anything else on client input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from transit import transit_types
+from transit.decoder import Decoder, default_options
+
+from .errors import MalformedBody
+
+JSON = "application/json"
+TRANSIT = "application/transit+json"
+UTC = dt.UTC
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def decode_body(media_type: str, raw: bytes) -> Any:
+    """Decode by media type; never Transit-decode a JSON body (SPEC §3.3 step 5)."""
+    text = _utf8(raw)
+    return decode_transit(text) if media_type == TRANSIT else decode_json(text)
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(
+            f"Invalid UTF-8 in the body: {exc.reason} at byte {exc.start}"
+        ) from None
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON (and Stitch's Jackson parser) do not.
+    raise ValueError(f"Unrecognized token '{name}': not a valid JSON value")
+
+
+def decode_json(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise MalformedBody(str(exc) or type(exc).__name__) from None
+
+
+class _UnknownTag(ValueError):
+    pass
+
+
+class _RejectUnknownTag:
+    # Unknown tags are a malformed body [mock-defined, SPEC §11.1].
+    @staticmethod
+    def from_rep(tag: str, rep: Any) -> Any:
+        raise _UnknownTag(f"Unknown transit tag: {tag}")
+
+
+class _AsText:
+    """``~b`` (base64 bytes) and ``~c`` (a char): stored as their text (SPEC §11.2)."""
+
+    @staticmethod
+    def from_rep(rep: Any) -> str:
+        return str(rep)
+
+
+class _Millis:
+    """``~m``: milliseconds since the epoch, exact (no float round trip)."""
+
+    @staticmethod
+    def from_rep(rep: Any) -> dt.datetime:
+        return _EPOCH + dt.timedelta(milliseconds=int(rep))
+
+
+class _Instant:
+    """``~t``: ISO-8601. The stock handler gives naive or local-zone results; we want UTC."""
+
+    @staticmethod
+    def from_rep(rep: Any) -> dt.datetime:
+        if isinstance(rep, int):
+            return _Millis.from_rep(rep)
+        value = dt.datetime.fromisoformat(str(rep))
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _decoder() -> Decoder:
+    decoders = dict(default_options["decoders"])  # a copy: Decoder mutates the dict it is given
+    decoders.update({"m": _Millis, "t": _Instant, "b": _AsText, "c": _AsText})
+    del decoders["link"]
+    return Decoder({"decoders": decoders, "default_decoder": _RejectUnknownTag})
+
+
+_DECODER = _decoder()
+
+
+def decode_transit(text: str) -> Any:
+    try:
+        parsed = json.loads(text, parse_constant=_reject_constant)
+        # A fresh rolling cache per body: the cache is per top-level value (SPEC §11.1).
+        return _plain(_DECODER.decode(parsed))
+    # Client input of any shape reaches the third-party decoder, which signals trouble with a
+    # variety of exception types; each means the body is not valid Transit.
+    except Exception as exc:  # noqa: BLE001
+        raise MalformedBody(str(exc) or type(exc).__name__) from None
+
+
+def _plain(value: Any) -> Any:
+    """Transit's Python types to the plain ones the rest of the server uses."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _UnknownTag(f"Decimal {value} is not a number")
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value  # NaN has no SQL value [mock-defined]
+    if isinstance(value, transit_types.Boolean):
+        return bool(value)
+    if isinstance(value, Mapping):  # Transit's frozendict is a Mapping, not a dict
+        return {_key(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (transit_types.Keyword, transit_types.Symbol)):
+        return str(value.str)
+    if isinstance(value, transit_types.URI):
+        return str(value.rep)
+    raise _UnknownTag(f"Unsupported transit value: {type(value).__name__}")
+
+
+def _key(key: Any) -> str:
+    """Map keys become column names, so always text: ``~:id`` is ``id``, ``~i5`` is ``5``."""
+    if isinstance(key, str):
+        return key
+    if key is None:
+        return "null"
+    if isinstance(key, (bool, transit_types.Boolean)):
+        return "true" if key else "false"
+    plain = _plain(key)
+    if isinstance(plain, (dict, list)):
+        return json.dumps(plain, default=str, sort_keys=True)  # cmap keys [mock-defined]
+    if isinstance(plain, dt.datetime):
+        return plain.isoformat()
+    return str(plain)

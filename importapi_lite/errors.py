@@ -1,0 +1,210 @@
+"""The one error tree: every error raised on purpose, with its status and its exact Stitch body.
+
+Rendered in exactly one place, ``middleware.error_middleware``. Nothing here imports aiohttp, so
+validation, codecs and storage raise these without knowing about HTTP.
+
+    ImportApiError                  500  {"status": "ERROR", "message": ...}
+     ├── NotFound                   404  [mock-defined body]
+     ├── MethodNotAllowed           405  text "Method not allowed."
+     ├── Unauthorized               401  {"message": "Not Authorized"}
+     ├── InvalidRegion              401  {"message": "Invalid region."}
+     ├── ConnectionNotActive        401  {"error": "Forbidden", "errors": {...}}
+     ├── Forbidden                  403  push: token not associated with the records' client
+     ├── PayloadTooLarge            413  {"status": "ERROR", "message": "Request rejected: ..."}
+     ├── UnsupportedMediaType       415  push/validate JSON body
+     ├── BatchUnsupportedMediaType  415  batch: text "Content-Type must be application/json"
+     ├── BadRequest                 400  push: {"status": "ERROR", "message": ...}
+     │    └── MalformedBody         400  push and batch: + "error" (parser detail) and "input": null
+     ├── BatchInvalid               400  batch: {"error": ...}
+     ├── ValidationFailed           422  push/validate: {"status", "error", "errors": [...]}
+     ├── ServiceUnavailable         503  [mock-defined body]
+     └── GatewayTimeout             504  [mock-defined body]
+
+Texts marked [mock-defined] are our choices where Stitch documents none (SPEC §15 Q3); they all
+live in this module so they can be changed in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Body = dict[str, Any] | str
+
+MAX_SEQUENCE = 9223372036854775807
+MIN_SEQUENCE = -9223372036854775808
+
+
+class ImportApiError(Exception):
+    """Base of every error we raise on purpose. ``body()`` is what goes on the wire."""
+
+    status = 500
+
+    def __init__(self, message: str = "Internal Server Error") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> Body:
+        return {"status": "ERROR", "message": self.message}
+
+
+class NotFound(ImportApiError):
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("Not Found")  # [mock-defined] SPEC §7
+
+
+class MethodNotAllowed(ImportApiError):
+    status = 405
+
+    def __init__(self) -> None:
+        super().__init__("Method not allowed.")
+
+    def body(self) -> Body:
+        return self.message  # plain text, SPEC §3.4
+
+
+class Unauthorized(ImportApiError):
+    """Header missing or malformed, token unknown or revoked (SPEC §2)."""
+
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("Not Authorized")
+
+    def body(self) -> Body:
+        return {"message": self.message}
+
+
+class InvalidRegion(Unauthorized):
+    def __init__(self) -> None:
+        ImportApiError.__init__(self, "Invalid region.")
+
+
+class ConnectionNotActive(ImportApiError):
+    """The token's integration is paused or deleted."""
+
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("Connection is not active.")
+
+    def body(self) -> Body:
+        return {"error": "Forbidden", "errors": {"error": self.message}}
+
+
+class Forbidden(ImportApiError):
+    """A valid token, but the records name a client it does not belong to."""
+
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__("Access token is not associated with this client.")
+
+    def body(self) -> Body:
+        return {"status": "ERROR", "error": "Forbidden", "errors": {"error": self.message}}
+
+
+class PayloadTooLarge(ImportApiError):
+    status = 413
+
+    def __init__(self, size: int) -> None:
+        # The docs' placeholder reads "(<BYTE>s bytes)"; we render the size received (SPEC §3.4).
+        super().__init__(f"Request rejected: request size ({size} bytes) exceeds the maximum")
+        self.size = size
+
+
+class UnsupportedMediaType(ImportApiError):
+    status = 415
+
+    def __init__(self, media_type: str) -> None:
+        super().__init__(
+            f"Unsupported content-type {media_type}. "
+            "Please send application/json or application/transit+json"
+        )
+
+
+class BatchUnsupportedMediaType(ImportApiError):
+    status = 415
+
+    def __init__(self) -> None:
+        super().__init__("Content-Type must be application/json")
+
+    def body(self) -> Body:
+        return self.message  # plain text, SPEC §5.4
+
+
+class BadRequest(ImportApiError):
+    status = 400
+
+
+class MalformedBody(BadRequest):
+    """The body does not parse as JSON or Transit."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("Malformed json in the body!")
+        self.detail = detail
+
+    def body(self) -> Body:
+        return {"status": "ERROR", "message": self.message, "error": self.detail, "input": None}
+
+
+def not_an_array() -> BadRequest:
+    return BadRequest("An array of records is expected")
+
+
+def bad_record_count() -> BadRequest:
+    return BadRequest("A request must contain between 1 and 20000 records")  # [mock-defined]
+
+
+class BatchInvalid(ImportApiError):
+    """Any 400 of /v2/import/batch: the body is ``{"error": message}``."""
+
+    status = 400
+
+    def body(self) -> Body:
+        return {"error": self.message}
+
+
+Reason = str | Mapping[str, Sequence[str]]
+
+
+class ValidationFailed(ImportApiError):
+    """Push/validate 422: one ``{"reason": ...}`` per failing record, in request order."""
+
+    status = 422
+
+    def __init__(self, reasons: Sequence[Reason]) -> None:
+        super().__init__("Request cannot be processed; see errors.")
+        self.reasons = list(reasons)
+
+    def body(self) -> Body:
+        return {
+            "status": "ERROR",
+            "error": self.message,
+            "errors": [{"reason": reason} for reason in self.reasons],
+        }
+
+
+def multiple_clients(client_id: int) -> ValidationFailed:
+    return ValidationFailed(
+        [
+            "The batch contains data points for multiple clients. "
+            f"Only client_id {client_id} is allowed"
+        ]
+    )
+
+
+class ServiceUnavailable(ImportApiError):
+    status = 503
+
+    def __init__(self, message: str = "Service Unavailable") -> None:
+        super().__init__(message)  # [mock-defined]
+
+
+class GatewayTimeout(ImportApiError):
+    status = 504
+
+    def __init__(self) -> None:
+        super().__init__("Gateway Timeout")  # [mock-defined]

@@ -1,0 +1,1 @@
+"""One module per endpoint; each handler: decode, validate, store, reply. Errors are raised."""

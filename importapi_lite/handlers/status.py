@@ -1,0 +1,23 @@
+"""``GET /v2/import/status``: the API Status object, no auth (SPEC §6)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import __version__
+from ..keys import store_key
+from ..responses import json_response
+
+REVISION = "importapi-lite"  # Stitch reports a git revision here; ours names the product
+
+
+async def status(request: web.Request) -> web.Response:
+    problem = request.config_dict[store_key].problem()
+    body = {
+        "name": "pipeline.gate",
+        "version": __version__,
+        "revision": REVISION,
+        "status": "OK" if problem is None else "ERROR",
+        "reason": problem,
+    }
+    return json_response(body, 200 if problem is None else 503)

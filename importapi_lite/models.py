@@ -1,0 +1,56 @@
+"""Validated requests as plain frozen data: what validation produces and storage consumes.
+
+Imports nothing of ours; field names stay as Stitch spells them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """One data point for a table (a push record or a batch ``upsert`` message)."""
+
+    sequence: int
+    data: dict[str, Any]
+    key_names: tuple[str, ...]
+    table_version: int | None = None
+    time_extracted: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivateVersion:
+    """Batch ``activate_version`` (or push ``switch_view``): drop rows older than the version."""
+
+    sequence: int
+    table_version: int | None
+
+
+Message = Upsert | ActivateVersion
+
+
+@dataclass(frozen=True)
+class TableBatch:
+    """Everything one request sends to one table, in request order."""
+
+    table_name: str
+    messages: list[Message]
+    bookmark_names: tuple[str, ...] | None = None
+    # Batch only: the JSON schema of each message's data (the loading model types columns by it).
+    schema: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def record_count(self) -> int:
+        return len(self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What storage did with one table batch."""
+
+    table_name: str
+    accepted: int = 0  # data points that changed the table
+    stale: int = 0  # dropped by the sequence or table-version rule
+    rejected: int = 0  # logged in _sdc_rejected instead of loaded

@@ -1,0 +1,31 @@
+"""Building responses: JSON and plain text with the exact headers Stitch sends (SPEC §1.3)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+TEXT_CONTENT_TYPE = "text/plain;charset=UTF-8"
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return web.Response(body=payload, status=status, headers={"Content-Type": JSON_CONTENT_TYPE})
+
+
+def text_response(text: str, status: int) -> web.Response:
+    return web.Response(
+        body=text.encode("utf-8"), status=status, headers={"Content-Type": TEXT_CONTENT_TYPE}
+    )
+
+
+def batch_status(status: str, message: str, http_status: int) -> web.Response:
+    """The Batch Status object of every push/batch/validate success (SPEC §3.2)."""
+    return json_response({"status": status, "message": message}, http_status)
+
+
+def created() -> web.Response:
+    return batch_status("OK", "Batch Accepted!", 201)

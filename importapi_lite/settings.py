@@ -1,0 +1,77 @@
+"""Server settings: declared once with defaults and help, read from ``IMPORTAPI_LITE_*`` variables.
+
+Nothing reads ``os.environ`` at import time: ``Settings.from_env(environ)`` takes the mapping, so
+tests pass their own. Command-line flags override the environment (see ``cli.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "IMPORTAPI_LITE_"
+REGIONS = ("north-america", "europe")
+MAX_BODY_BYTES_CEILING = 20_971_520  # Stitch's "20MB" (SPEC §8): the most a deployment may allow
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("127.0.0.1", "Interface to bind; only loopback unless told otherwise.")
+    port: int = _setting(8080, "TCP port to listen on (0 picks a free one).")
+    data_dir: Path = _setting(Path("data"), "Directory for tokens and the per-table databases.")
+    max_body_bytes: int = _setting(
+        4_194_304, "Largest request body accepted, in bytes (4 MiB default, at most 20 MB)."
+    )
+    region: str = _setting(
+        "north-america", "Region this server answers as; tokens of the other get 401."
+    )
+    max_open_tables: int = _setting(
+        64, "Table databases kept open at once (each holds a connection and a thread)."
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if not 1 <= self.max_body_bytes <= MAX_BODY_BYTES_CEILING:
+            raise ValueError(f"max_body_bytes must be between 1 and {MAX_BODY_BYTES_CEILING}")
+        if self.region not in REGIONS:
+            raise ValueError(f"region must be one of {', '.join(REGIONS)}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be between 0 and 65535")
+        if self.max_open_tables < 1:
+            raise ValueError("max_open_tables must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Settings from ``IMPORTAPI_LITE_<NAME>`` variables; ``overrides`` (flags) win.
+
+        A value that does not parse raises ``ValueError`` naming the variable.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = ENV_PREFIX + f.name.upper()
+            if name in environ:
+                values[f.name] = _cast(name, environ[name], f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @staticmethod
+    def help(name: str) -> str:
+        return str(next(f for f in dataclasses.fields(Settings) if f.name == name).metadata["help"])
+
+
+def _cast(name: str, raw: str, type_name: Any) -> Any:
+    try:
+        if type_name in ("int", int):
+            return int(raw)
+        if type_name in ("Path", Path):
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a valid {type_name}") from None

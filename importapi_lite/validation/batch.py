@@ -1,0 +1,310 @@
+"""Batch bodies (SPEC §5): one table's envelope, its JSON schema and messages, or a 400.
+
+Check order (SPEC §5.4): root type, envelope (root violations, then each message's ``oneOf``),
+``sequence`` range, schema validity, then per message: schema conformance, key presence, key
+length, data points. Texts follow the everit validator that Stitch's gate uses (``#/path: …``).
+The records are validated with ``jsonschema`` under Draft 4, ``format`` not enforced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import referencing
+import referencing.exceptions
+
+from ..errors import BatchInvalid
+from ..models import ActivateVersion, Message, TableBatch, Upsert
+from .common import (
+    MAX_DATA_POINTS,
+    MAX_KEY_LENGTH,
+    MAX_RECORDS,
+    MAX_SEQUENCE,
+    MIN_SEQUENCE,
+    exceeds_data_points,
+    is_integer,
+    is_scalar,
+)
+
+Violation = tuple[str, str]  # (JSON pointer, text)
+
+# Envelope properties and their types, in the order their errors are listed.
+ENVELOPE_TYPES = {
+    "table_name": "String",
+    "schema": "JSONObject",
+    "messages": "JSONArray",
+    "table_version": "Integer",
+    "key_names": "JSONArray",
+    "bookmark_names": "JSONArray",
+}
+REQUIRED = ("table_name", "schema", "messages")
+STRING_LISTS = ("key_names", "bookmark_names")
+UPSERT_FIELDS = {
+    "action": "String",
+    "sequence": "Integer",
+    "data": "JSONObject",
+    "time_extracted": "String",
+}
+ACTIVATE_FIELDS = {"action": "String", "sequence": "Integer"}
+SIMPLE_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+TYPE_NAMES = {
+    "array": "JSONArray",
+    "boolean": "Boolean",
+    "integer": "Integer",
+    "null": "Null",
+    "number": "Number",
+    "object": "JSONObject",
+    "string": "String",
+}
+
+
+def type_name(value: Any) -> str:
+    """The everit name of a JSON value's type (``Double`` for non-integers [mock-defined])."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int):
+        return "Integer"
+    if isinstance(value, float):
+        return "Double"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, dict):
+        return "JSONObject"
+    if isinstance(value, list):
+        return "JSONArray"
+    return type(value).__name__
+
+
+def _has_type(value: Any, name: str) -> bool:
+    return {
+        "String": isinstance(value, str),
+        "JSONObject": isinstance(value, dict),
+        "JSONArray": isinstance(value, list),
+        "Integer": is_integer(value),
+    }[name]
+
+
+def _failed(violations: list[Violation]) -> BatchInvalid:
+    rendered = [f"{pointer}: {text}" for pointer, text in violations]
+    if len(rendered) > 1:
+        rendered.insert(0, f"#: {len(rendered)} schema violations found")
+    return BatchInvalid("Request failed validation:" + " ".join(rendered))
+
+
+def parse_batch(body: Any) -> TableBatch:
+    """Validate a whole batch body; the table batch it describes."""
+    if not isinstance(body, dict):
+        raise _failed([("#", f"expected type: JSONObject, found: {type_name(body)}")])
+    root = list(_envelope_violations(body))
+    if root:
+        raise _failed(root)
+    messages = body["messages"]
+    if not 1 <= len(messages) <= MAX_RECORDS:
+        bound, limit = ("minimum", 1) if not messages else ("maximum", MAX_RECORDS)
+        raise _failed(
+            [("#/messages", f"expected {bound} item count: {limit}, found: {len(messages)}")]
+        )
+    for index, message in enumerate(messages):
+        _check_message(message, index)
+    for message in messages:
+        if message["sequence"] > MAX_SEQUENCE:
+            raise BatchInvalid(
+                f"Request failed validation:#: sequence can not be above {MAX_SEQUENCE}"
+            )
+        if message["sequence"] < MIN_SEQUENCE:
+            raise BatchInvalid(
+                f"Request failed validation:#: sequence can not be below {MIN_SEQUENCE}"
+            )
+
+    schema = body["schema"]
+    validator = _validator(schema)
+    key_names = tuple(body.get("key_names") or ())
+    declared = schema.get("properties")
+    for key in key_names:
+        if not isinstance(declared, dict) or key not in declared:
+            raise BatchInvalid(f"Record is missing key property {key}")
+    for index, message in enumerate(messages):
+        if message["action"] == "upsert":
+            _check_record(validator, message["data"], index, key_names)
+    return TableBatch(
+        table_name=body["table_name"],
+        messages=[_message(m, key_names, body.get("table_version")) for m in messages],
+        bookmark_names=tuple(body["bookmark_names"]) if "bookmark_names" in body else None,
+        schema=schema,
+    )
+
+
+def _envelope_violations(body: dict[str, Any]) -> Iterator[Violation]:
+    for name in REQUIRED:
+        if name not in body:
+            yield "#", f"required key [{name}] not found"
+    for name, expected in ENVELOPE_TYPES.items():
+        if name in body and not _has_type(body[name], expected):
+            yield f"#/{name}", f"expected type: {expected}, found: {type_name(body[name])}"
+        elif name in STRING_LISTS and name in body:
+            for i, item in enumerate(body[name]):
+                if not isinstance(item, str):
+                    yield f"#/{name}/{i}", f"expected type: String, found: {type_name(item)}"
+    for name in body:
+        if name not in ENVELOPE_TYPES:
+            yield "#", f"extraneous key [{name}] is not permitted"
+
+
+def _branch_violations(
+    message: dict[str, Any], pointer: str, fields: dict[str, str]
+) -> list[Violation]:
+    """One ``oneOf`` branch: a closed object; extraneous keys, then required, then types."""
+    found: list[Violation] = [
+        (pointer, f"extraneous key [{k}] is not permitted") for k in message if k not in fields
+    ]
+    required = [k for k in fields if k != "time_extracted"]
+    found += [(pointer, f"required key [{k}] not found") for k in required if k not in message]
+    found += [
+        (f"{pointer}/{k}", f"expected type: {t}, found: {type_name(message[k])}")
+        for k, t in fields.items()
+        if k in message and not _has_type(message[k], t)
+    ]
+    return found
+
+
+def _check_message(message: Any, index: int) -> None:
+    """A message must match exactly one of the upsert and activate_version object schemas."""
+    pointer = f"#/messages/{index}"
+    if not isinstance(message, dict):
+        raise _failed([(pointer, f"expected type: JSONObject, found: {type_name(message)}")])
+    upsert = _branch_violations(message, pointer, UPSERT_FIELDS)
+    activate = _branch_violations(message, pointer, ACTIVATE_FIELDS)
+    if upsert and activate:
+        # Rendered as Stitch's documented example (SPEC §5.4): the oneOf failure, a count for
+        # each branch with several violations, then every violation, upsert branch first.
+        parts = [f"{pointer}: #: 0 subschemas matched instead of one"]
+        parts += [
+            f"{pointer}: {len(branch)} schema violations found"
+            for branch in (upsert, activate)
+            if len(branch) > 1
+        ]
+        parts += [f"{p}: {text}" for p, text in upsert + activate]
+        raise BatchInvalid("Request failed validation:" + " ".join(parts))
+    # The shape matched one branch; the action must name that branch.
+    expected = "activate_version" if upsert else "upsert"
+    action = message["action"]
+    if action == expected:
+        return
+    if action in ("upsert", "activate_version"):
+        raise _failed(upsert or activate)
+    raise _failed([(f"{pointer}/action", f"{action} is not a valid enum value")])
+
+
+def _unknown_types(schema: Any) -> Iterator[str]:
+    if isinstance(schema, list):
+        for item in schema:
+            yield from _unknown_types(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    declared = schema.get("type")
+    for name in declared if isinstance(declared, list) else [declared]:
+        if isinstance(name, str) and name not in SIMPLE_TYPES:
+            yield name
+    for key in (
+        "items",
+        "additionalProperties",
+        "additionalItems",
+        "not",
+        "anyOf",
+        "allOf",
+        "oneOf",
+    ):
+        yield from _unknown_types(schema.get(key))
+    for key in ("properties", "patternProperties", "definitions"):
+        if isinstance(schema.get(key), dict):
+            yield from _unknown_types(list(schema[key].values()))
+
+
+# No $ref may reach the network or the disk: only references inside the schema resolve.
+_NO_RETRIEVAL = referencing.Registry()
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.Draft4Validator:
+    unknown = next(_unknown_types(schema), None)
+    if unknown is not None:
+        raise BatchInvalid(f"Invalid JSON schema: unknown type: [{unknown}]")
+    try:
+        jsonschema.Draft4Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise BatchInvalid(
+            f"Invalid JSON schema: {_pointer(exc.absolute_path)}: {exc.message}"
+        ) from None
+    return jsonschema.Draft4Validator(schema, registry=_NO_RETRIEVAL)
+
+
+def _pointer(path: Any) -> str:
+    return "#" + "".join(f"/{part}" for part in path)
+
+
+def _check_record(
+    validator: jsonschema.Draft4Validator,
+    data: dict[str, Any],
+    index: int,
+    key_names: tuple[str, ...],
+) -> None:
+    try:
+        errors = list(validator.iter_errors(data))
+    except (referencing.exceptions.Unresolvable, RecursionError) as exc:
+        raise BatchInvalid(f"Invalid JSON schema: {exc}") from None
+    if errors:
+        details = "\n".join(dict.fromkeys(_describe(error) for error in errors))
+        raise BatchInvalid(f"Record {index} did not conform to schema: {details}")
+    for key in key_names:
+        value = data.get(key)
+        if value is None:
+            raise BatchInvalid(f"Record is missing key property {key}")
+        if not is_scalar(value):
+            raise BatchInvalid(
+                f"Record {index} key property {key} must be a scalar value"
+            )  # [mock-defined]
+        if isinstance(value, str) and len(value) > MAX_KEY_LENGTH:
+            raise BatchInvalid(f"String keys cannot be longer than {MAX_KEY_LENGTH} characters")
+    if exceeds_data_points(data):
+        raise BatchInvalid(f"Record {index} contains more than {MAX_DATA_POINTS} data points")
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """A record violation in the docs' template, ``#/field: expected: T, found: U`` (§9 C13)."""
+    pointer = _pointer(error.absolute_path)
+    instance, value = error.instance, error.validator_value
+    if error.validator == "type":
+        names = [TYPE_NAMES.get(t, str(t)) for t in (value if isinstance(value, list) else [value])]
+        expected = names[0] if len(names) == 1 else f"one of [{', '.join(names)}]"
+        return f"{pointer}: expected: {expected}, found: {type_name(instance)}"
+    if error.validator == "required" and isinstance(instance, dict):
+        missing = ", ".join(k for k in value if k not in instance)
+        return f"{pointer}: required key [{missing}] not found"
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        declared = error.schema.get("properties", {})
+        extra = ", ".join(k for k in instance if k not in declared)
+        return f"{pointer}: extraneous key [{extra}] is not permitted"
+    if error.validator == "enum":
+        return f"{pointer}: {json.dumps(instance, default=str)} is not a valid enum value"
+    if error.validator in ("anyOf", "oneOf"):
+        return f"{pointer}: #: no subschema matched out of the total {len(value)} subschemas"
+    return f"{pointer}: {error.message}"
+
+
+def _message(
+    message: dict[str, Any], key_names: tuple[str, ...], table_version: int | None
+) -> Message:
+    if message["action"] == "activate_version":
+        return ActivateVersion(message["sequence"], table_version)
+    return Upsert(
+        message["sequence"],
+        message["data"],
+        key_names,
+        table_version,
+        message.get("time_extracted"),
+    )

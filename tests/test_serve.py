@@ -1,0 +1,99 @@
+"""``importapi-lite serve`` as a user runs it: a real process, the printed curl pasted into bash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from importapi_lite.storage.paths import table_path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str], Path]]:
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
+    env["IMPORTAPI_LITE_PORT"] = str(free_port())  # from the environment, as documented
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importapi_lite",
+            "serve",
+            "--dev-token",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not any(line.strip().endswith("}}]'") for line in lines):
+        line = process.stdout.readline()
+        assert line, "server exited early:\n" + "".join(lines)
+        lines.append(line)
+    yield process, lines, data_dir
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    process.stdout.close()
+
+
+def test_serve_prints_url_data_dir_and_a_curl_that_pushes_with_the_dev_token(server: tuple) -> None:
+    process, lines, data_dir = server
+    text = "".join(lines)
+    assert "http://127.0.0.1:" in text  # loopback unless told otherwise
+    assert f"data directory: {data_dir}" in text
+    curl = text[text.index("curl") :]
+    token = (data_dir / "dev-token").read_text().strip()
+    assert token not in text  # the secret stays in its file
+    assert (data_dir / "dev-token").stat().st_mode & 0o077 == 0
+    deadline = time.monotonic() + 10
+    while True:  # the banner is printed just before the socket is bound
+        result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True)
+        if result.returncode != 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert result.stdout == '{"status":"OK","message":"Batch Accepted!"}'
+    path = table_path(data_dir, 7723, "import_api", "customers")
+    with sqlite3.connect(path) as db:
+        assert db.execute('SELECT id, name FROM "customers"').fetchall() == [(1, "Finn")]
+    db.close()
+
+
+def test_serve_reuses_the_saved_dev_token_and_stops_cleanly_on_sigterm(
+    server: tuple, tmp_path: Path
+) -> None:
+    process, _, data_dir = server
+    token = (data_dir / "dev-token").read_text()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    again = subprocess.run(
+        [sys.executable, "-m", "importapi_lite", "tokens", "list", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert again.stdout.count("\t7723\t") == 1
+    from importapi_lite.cli import ensure_dev_token
+    from importapi_lite.settings import Settings
+
+    ensure_dev_token(Settings(data_dir=data_dir))
+    assert (data_dir / "dev-token").read_text() == token
