@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="importapi-lite", description="A local stand-in for the Stitch Import API v2."
     )
     parser.add_argument("--version", action="version", version=f"importapi-lite {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="What to do."
+    )
 
     serve = commands.add_parser("serve", help="Run the HTTP server.")
     serve.add_argument("--host", help=Settings.help("host") + " [default: 127.0.0.1]")
@@ -47,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     tokens = commands.add_parser("tokens", help="Create, list and revoke push tokens.")
-    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    token_commands = tokens.add_subparsers(
+        dest="tokens_command", required=True, metavar="ACTION", help="What to do with tokens."
+    )
     create = token_commands.add_parser(
         "create", help="Create a token; its secret is printed once, alone on the last line."
     )
@@ -64,19 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing = token_commands.add_parser("list", help="List tokens (never their secrets).")
     _data_dir_option(listing)
     revoke = token_commands.add_parser("revoke", help="Revoke a token by its secret or its id.")
-    revoke.add_argument("token", metavar="TOKEN_OR_ID")
+    revoke.add_argument("token", metavar="TOKEN_OR_ID", help="The token's secret or its id.")
     _data_dir_option(revoke)
 
     integrations = commands.add_parser(
         "integrations", help="Pause, resume or delete an integration (its tokens then get 401)."
     )
     integration_commands = integrations.add_subparsers(
-        dest="integrations_command", required=True, metavar="ACTION"
+        dest="integrations_command", required=True, metavar="ACTION", help="What to change."
     )
     set_state = integration_commands.add_parser("set-state", help="Set an integration's state.")
     set_state.add_argument("--client-id", type=int, required=True, help="The Stitch client id.")
     set_state.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration name.")
-    set_state.add_argument("state", choices=INTEGRATION_STATES)
+    set_state.add_argument("state", choices=INTEGRATION_STATES, help="The new state.")
     _data_dir_option(set_state)
     return parser
 

@@ -1,0 +1,176 @@
+"""The official clients, unchanged, against a real server: stitchclient 1.0.1 and target-stitch 4.0.3.
+
+Both live in their own virtualenv (``tests/clients/install.sh``, built on first use into
+``.venv-clients``; see ``tests/clients/NOTES.md`` for why never the server's venv) and run as
+subprocesses, so the server is reached over real TCP exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import CLIENT_ID, db_rows, rejected_rows, table_meta
+
+CLIENTS = Path(__file__).resolve().parent / "clients"
+REPO = CLIENTS.parents[1]
+CLIENTS_VENV = Path(os.environ.get("IMPORTAPI_LITE_CLIENTS_VENV", REPO / ".venv-clients"))
+
+
+@pytest.fixture(scope="session")
+def clients_bin() -> Path:
+    result = subprocess.run(
+        ["bash", str(CLIENTS / "install.sh"), str(CLIENTS_VENV)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+    assert result.returncode == 0, "installing the official clients failed"
+    return CLIENTS_VENV / "bin"
+
+
+async def run(*args: str | Path, stdin: str = "", timeout: float = 120) -> tuple[int, str, str]:
+    """Run a client without blocking the event loop the server under test runs on."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    process = await asyncio.create_subprocess_exec(
+        *map(str, args),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def singer_config(tmp_path: Path, client: Any, token: str) -> Path:
+    url = str(client.make_url("/v2/import/batch"))
+    config = {
+        "client_id": CLIENT_ID,
+        "token": token,
+        "small_batch_url": url,
+        "big_batch_url": url,
+        "batch_size_preferences": {},
+        "disable_collection": True,  # no usage ping: all traffic stays on 127.0.0.1
+    }
+    path = tmp_path / "target-config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def singer_stream(version: int, ids: list[int], schema: dict[str, Any] | None = None) -> str:
+    schema = schema or {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "name": {"type": ["null", "string"]}},
+    }
+    lines: list[dict[str, Any]] = [
+        {"type": "SCHEMA", "stream": "accounts", "schema": schema, "key_properties": ["id"]},
+        {"type": "ACTIVATE_VERSION", "stream": "accounts", "version": version},
+    ]
+    lines += [
+        {
+            "type": "RECORD",
+            "stream": "accounts",
+            "record": {"id": i, "name": f"a{i}-v{version}"},
+            "version": version,
+            "time_extracted": "2026-11-01T00:00:00.000000Z",
+        }
+        for i in ids
+    ]
+    lines += [
+        {"type": "ACTIVATE_VERSION", "stream": "accounts", "version": version},
+        {"type": "STATE", "value": {"bookmarks": {"accounts": {"version": version}}}},
+    ]
+    return "\n".join(json.dumps(line) for line in lines) + "\n"
+
+
+async def test_stitchclient_pushes_transit_and_the_typed_rows_land(
+    client: Any, token: str, settings: Any, clients_bin: Path
+) -> None:
+    url = str(client.make_url("/v2/import/push"))
+    code, _, err = await run(
+        clients_bin / "python", CLIENTS / "stitchclient_push.py", url, token, CLIENT_ID
+    )
+    assert code == 0, err
+    assert db_rows(settings, "pc") == [
+        {
+            "id": i,
+            "at": "2026-01-02T03:04:05.000000Z",
+            "price": "12.345",
+            "big": 2**60 + i,
+            "uid": f"00000000-0000-0000-0000-00000000000{i}",
+            "ok": int(i % 2 == 0),
+            "nested": '{"k":[1,2,3]}',
+        }
+        for i in range(3)
+    ]
+
+
+async def test_stitchclient_sees_a_rejection_as_an_error(
+    client: Any, settings: Any, clients_bin: Path
+) -> None:
+    url = str(client.make_url("/v2/import/push"))
+    code, _, err = await run(
+        clients_bin / "python", CLIENTS / "stitchclient_push.py", url, "nope", CLIENT_ID
+    )
+    assert code == 1
+    assert '401 - b\'{"message":"Not Authorized"}\'' in err
+    assert db_rows(settings, "pc") == []
+
+
+async def test_target_stitch_runs_the_shipped_singer_stream(
+    client: Any, token: str, settings: Any, clients_bin: Path, tmp_path: Path
+) -> None:
+    config = singer_config(tmp_path, client, token)
+    stream = (CLIENTS / "singer_stream.jsonl").read_text()
+    code, out, err = await run(clients_bin / "target-stitch", "-c", config, stdin=stream)
+    assert code == 0, err
+    # target-stitch echoes STATE only after every earlier request got a 2xx with a JSON body.
+    assert out.strip().splitlines()[-1] == '{"bookmarks": {"accounts": {"version": 1}}}'
+    rows = db_rows(settings, "accounts", system=True)
+    assert [(r["id"], r["name"], r["_sdc_table_version"]) for r in rows] == [
+        (0, "a0", 1),
+        (1, "a1", 1),
+        (2, "a2", 1),
+    ]
+    assert {r["_sdc_extracted_at"] for r in rows} == {"2026-11-01T00:00:00.000000Z"}
+    assert table_meta(settings, "accounts")["active_version"] == 1
+
+
+async def test_target_stitch_full_table_resync_drops_rows_gone_from_the_source(
+    client: Any, token: str, settings: Any, clients_bin: Path, tmp_path: Path
+) -> None:
+    config = singer_config(tmp_path, client, token)
+    for version, ids in ((1, [0, 1, 2]), (2, [0, 2])):
+        code, _, err = await run(
+            clients_bin / "target-stitch", "-c", config, stdin=singer_stream(version, ids)
+        )
+        assert code == 0, err
+    assert db_rows(settings, "accounts") == [{"id": 0, "name": "a0-v2"}, {"id": 2, "name": "a2-v2"}]
+    assert table_meta(settings, "accounts")["active_version"] == 2
+    assert rejected_rows(settings) == []
+
+
+async def test_target_stitch_stops_on_a_400_and_prints_the_stitch_error(
+    client: Any, token: str, settings: Any, clients_bin: Path, tmp_path: Path
+) -> None:
+    config = singer_config(tmp_path, client, token)
+    schema = {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "name": {"type": "integer"}},
+    }
+    # target-stitch does not validate records itself; the server's schema check refuses them.
+    code, out, err = await run(
+        clients_bin / "target-stitch", "-c", config, stdin=singer_stream(1, [0], schema)
+    )
+    assert code != 0
+    assert "Error persisting data to Stitch: 400" in err
+    assert "did not conform to schema" in err
+    assert out == "" and db_rows(settings, "accounts") == []
