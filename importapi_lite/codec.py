@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from transit import transit_types
-from transit.decoder import Decoder, default_options
+from transit.constants import MAP_AS_ARR
+from transit.decoder import Decoder, Tag, default_options
+from transit.rolling_cache import CACHE_SIZE, decode_key, is_cache_key, is_cacheable
 
 from .errors import MalformedBody
 
@@ -48,9 +51,27 @@ def _reject_constant(name: str) -> Any:
 
 def decode_json(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise MalformedBody(str(exc) or type(exc).__name__) from None
+    _reject_lone_surrogates(text, value)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _reject_lone_surrogates(text: str, value: Any) -> None:
+    """``"\\ud800"`` is JSON syntax but no character: SQLite could not store it as UTF-8.
+
+    Pairs decode to one character and pass; only a body with such an escape is checked whole.
+    """
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedBody("Invalid Unicode: an unpaired surrogate escape") from None
 
 
 class _UnknownTag(ValueError):
@@ -91,21 +112,94 @@ class _Instant:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _Cmap:
+    """``~#cmap``: a map with non-string keys, as a flat list of key, value, key, value…"""
+
+    @staticmethod
+    def from_rep(rep: Any) -> Any:
+        if len(rep) % 2:
+            raise _UnknownTag("a cmap has an odd number of items")
+        return transit_types.frozendict(zip(rep[::2], rep[1::2], strict=True))
+
+
+class _Boolean:
+    """``~?t`` / ``~?f`` only; the stock handler reads anything else as false."""
+
+    @staticmethod
+    def from_rep(rep: Any) -> Any:
+        if rep not in ("t", "f"):
+            raise _UnknownTag(f"~?{rep} is not a boolean")
+        return transit_types.true if rep == "t" else transit_types.false
+
+
+class _StrictDecoder(Decoder):  # type: ignore[misc]
+    """transit-python2's reader, made linear-time and strict about malformed input.
+
+    The stock ``decode_list`` decodes a list's first element twice (once to look for a tag),
+    so nested lists cost 2^depth: 80 bytes of ``[[[…]]]`` would pin a core for weeks. It also
+    drops the odd item of a ``"^ "`` map and reads a reference to an empty cache slot as text.
+    """
+
+    def decode_list(self, node: list[Any], cache: Any, as_map_key: bool) -> Any:
+        if not node:
+            return ()
+        if node[0] == MAP_AS_ARR:
+            if len(node) % 2 == 0:
+                raise _UnknownTag("a map has an odd number of items")
+            return super().decode_list(node, cache, as_map_key)
+        first = self._decode(node[0], cache, as_map_key)
+        if isinstance(first, Tag):
+            if len(node) != 2:
+                raise _UnknownTag(f"tagged value ~#{first.tag} needs exactly one representation")
+            return self.decode_tag(first.tag, self._decode(node[1], cache, as_map_key))
+        return (first, *(self._decode(item, cache, as_map_key) for item in node[1:]))
+
+
+class _ReadCache:
+    """The rolling cache as the Transit spec reads it (transit-java's ``ReadCache``).
+
+    Every cacheable string read in full takes the next slot; after 44² slots it starts again at
+    ``^0``. transit-python2's cache never restarts, so it misreads bodies from spec writers
+    (the Java client) past 1,936 strings; stitchclient stops caching at that point and writes
+    every string in full, which this reads right too (SPEC §11.1, §15 Q10).
+    """
+
+    def __init__(self) -> None:
+        self._slots: list[str] = []
+
+    def decode(self, name: str, as_map_key: bool = False) -> str:
+        if is_cache_key(name):
+            index = int(decode_key(name)) if len(name) in (2, 3) else -1
+            if not 0 <= index < len(self._slots):
+                raise _UnknownTag(f"cache reference {name} to nothing")
+            return self._slots[index]
+        return self.encode(name, as_map_key)
+
+    def encode(self, name: str, as_map_key: bool = False) -> str:
+        if is_cacheable(name, as_map_key):
+            if len(self._slots) == CACHE_SIZE:
+                self._slots.clear()
+            self._slots.append(name)
+        return name
+
+
 def _decoder() -> Decoder:
     decoders = dict(default_options["decoders"])  # a copy: Decoder mutates the dict it is given
-    decoders.update({"m": _Millis, "t": _Instant, "b": _AsText, "c": _AsText})
+    decoders.update({"m": _Millis, "t": _Instant, "b": _AsText, "c": _AsText, "cmap": _Cmap})
     del decoders["link"]
-    return Decoder({"decoders": decoders, "default_decoder": _RejectUnknownTag})
+    decoder = _StrictDecoder({"decoders": decoders, "default_decoder": _RejectUnknownTag})
+    decoder.decoders["?"] = _Boolean  # after __init__, which forces the stock ground decoders
+    return decoder
 
 
 _DECODER = _decoder()
 
 
 def decode_transit(text: str) -> Any:
+    parsed = decode_json(text)
     try:
-        parsed = json.loads(text, parse_constant=_reject_constant)
         # A fresh rolling cache per body: the cache is per top-level value (SPEC §11.1).
-        return _plain(_DECODER.decode(parsed))
+        return _plain(_DECODER.decode(parsed, _ReadCache()))
     # Client input of any shape reaches the third-party decoder, which signals trouble with a
     # variety of exception types; each means the body is not valid Transit.
     except Exception as exc:  # noqa: BLE001

@@ -17,6 +17,14 @@ REGIONS = ("north-america", "europe")
 MAX_BODY_BYTES_CEILING = 20_971_520  # Stitch's "20MB" (SPEC §8): the most a deployment may allow
 
 
+class SettingError(ValueError):
+    """A setting whose value is out of range; names the setting."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+
+
 def _setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
@@ -39,13 +47,13 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if not 1 <= self.max_body_bytes <= MAX_BODY_BYTES_CEILING:
-            raise ValueError(f"max_body_bytes must be between 1 and {MAX_BODY_BYTES_CEILING}")
+            raise SettingError("max_body_bytes", f"must be between 1 and {MAX_BODY_BYTES_CEILING}")
         if self.region not in REGIONS:
-            raise ValueError(f"region must be one of {', '.join(REGIONS)}")
+            raise SettingError("region", f"must be one of {', '.join(REGIONS)}")
         if not 0 <= self.port <= 65535:
-            raise ValueError("port must be between 0 and 65535")
+            raise SettingError("port", "must be between 0 and 65535")
         if self.max_open_tables < 1:
-            raise ValueError("max_open_tables must be at least 1")
+            raise SettingError("max_open_tables", "must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -58,8 +66,15 @@ class Settings:
             name = ENV_PREFIX + f.name.upper()
             if name in environ:
                 values[f.name] = _cast(name, environ[name], f.type)
+        from_environment = set(values)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        try:
+            return cls(**values)
+        except SettingError as exc:
+            if exc.field in from_environment - set(overrides.keys() & values.keys()):
+                name = ENV_PREFIX + exc.field.upper()
+                raise ValueError(f"{name}={environ[name]!r}: {exc}") from None
+            raise
 
     @staticmethod
     def help(name: str) -> str:

@@ -130,14 +130,24 @@ def db_rows(
     integration: str = DEFAULT_INTEGRATION,
     order_by: str = "rowid",
 ) -> list[dict[str, Any]]:
-    """The table's rows as dicts, read with plain sqlite3; ``_sdc_*`` columns only if ``system``."""
-    path = db_path(settings, table, integration)
-    if not path.exists():
+    """The table's rows as dicts, read with plain sqlite3; ``_sdc_*`` columns only if ``system``.
+
+    A subtable (``orders__line_items``) is read from its top-level table's file.
+    """
+    parts = table.split("__")
+    files = [db_path(settings, "__".join(parts[:n]), integration) for n in range(len(parts), 0, -1)]
+    path = next((f for f in files if f.exists()), None)
+    if path is None:
         return []
     with sqlite3.connect(path) as db:
         db.row_factory = sqlite3.Row
         quoted = '"' + table.replace('"', '""') + '"'
-        rows = [dict(r) for r in db.execute(f"SELECT * FROM {quoted} ORDER BY {order_by}")]
+        exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        rows = (
+            [dict(r) for r in db.execute(f"SELECT * FROM {quoted} ORDER BY {order_by}")]
+            if exists
+            else []
+        )
     db.close()
     if system:
         return rows

@@ -1,4 +1,4 @@
-"""The official clients, unchanged, against a real server: stitchclient 1.0.1 and target-stitch 4.0.3.
+"""The official clients, unchanged, against a real server: stitchclient 1.0.1, target-stitch 4.0.3.
 
 Both live in their own virtualenv (``tests/clients/install.sh``, built on first use into
 ``.venv-clients``; see ``tests/clients/NOTES.md`` for why never the server's venv) and run as
@@ -107,9 +107,12 @@ async def test_stitchclient_pushes_transit_and_the_typed_rows_land(
             "big": 2**60 + i,
             "uid": f"00000000-0000-0000-0000-00000000000{i}",
             "ok": int(i % 2 == 0),
-            "nested": '{"k":[1,2,3]}',
         }
         for i in range(3)
+    ]
+    nested = db_rows(settings, "pc__nested__k", system=True)
+    assert [(r["_sdc_source_key_id"], r["_sdc_level_0_id"], r["value"]) for r in nested] == [
+        (i, n, n + 1) for i in range(3) for n in range(3)
     ]
 
 

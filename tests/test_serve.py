@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until_serving(port: str) -> None:
+    """The banner is printed just before the socket is bound: wait for the status endpoint."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/import/status") as response:
+                assert response.status == 200
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -49,6 +63,7 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str], P
         line = process.stdout.readline()
         assert line, "server exited early:\n" + "".join(lines)
         lines.append(line)
+    wait_until_serving(env["IMPORTAPI_LITE_PORT"])
     yield process, lines, data_dir
     if process.poll() is None:
         process.kill()
@@ -65,12 +80,7 @@ def test_serve_prints_url_data_dir_and_a_curl_that_pushes_with_the_dev_token(ser
     token = (data_dir / "dev-token").read_text().strip()
     assert token not in text  # the secret stays in its file
     assert (data_dir / "dev-token").stat().st_mode & 0o077 == 0
-    deadline = time.monotonic() + 10
-    while True:  # the banner is printed just before the socket is bound
-        result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True)
-        if result.returncode != 7 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True)
     assert result.stdout == '{"status":"OK","message":"Batch Accepted!"}'
     path = table_path(data_dir, 7723, "import_api", "customers")
     with sqlite3.connect(path) as db:

@@ -29,17 +29,21 @@ from ..errors import ServiceUnavailable
 from ..models import ActivateVersion, LoadResult, TableBatch
 from . import sql
 from .loading import (
+    CHILD_SYSTEM,
+    PARENT_SYSTEM,
+    Layout,
     LoadPlan,
     Rejection,
     RowsStep,
-    TableState,
+    TableInfo,
+    layout_from_rows,
     now_text,
     plan_load,
     raw_record,
-    row_params,
     table_name_problem,
 )
 from .paths import REJECTED_TABLE, NameTooLong, integration_dir, table_path
+from .shape import SQL_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -118,23 +122,16 @@ class Store:
     async def _load_in_transaction(
         self, db: aiosqlite.Connection, batch: TableBatch, received_at: str
     ) -> tuple[LoadPlan, int]:
-        table = batch.table_name
         await db.execute("BEGIN IMMEDIATE")
         try:
-            state = await _table_state(db, table)
-            plan = plan_load(batch, state, received_at, now_text())
-            if not state.exists and plan.accepted_upserts:
-                await db.execute(sql.create_table_sql(table, plan.key_names, plan.create_columns))
-                keys = json.dumps(list(plan.key_names))
-                await db.execute(sql.INSERT_META, (table, keys, now_text()))
-            for column in plan.add_columns:
-                await db.execute(sql.add_column_sql(table, column))
+            plan = plan_load(batch, await _read_layout(db), received_at, now_text())
+            await _apply_ddl(db, plan)
             accepted = 0
-            if state.exists or plan.accepted_upserts:
-                accepted = await _run_steps(db, table, plan)
+            if plan.table is not None:
+                accepted = await _run_steps(db, plan, plan.table)
                 if batch.bookmark_names is not None:
                     bookmarks = json.dumps(list(batch.bookmark_names))
-                    await db.execute(sql.SET_BOOKMARKS, (bookmarks, table))
+                    await db.execute(sql.SET_BOOKMARKS, (bookmarks, batch.table_name))
             await db.execute("COMMIT")
         except BaseException:
             await _rollback(db)
@@ -197,7 +194,8 @@ async def _connect(path: Path) -> aiosqlite.Connection:
         # FULL: a 2xx means the data survives power loss, not just a process crash.
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute(sql.META_DDL)
+        for statement in sql.METADATA_DDL:
+            await conn.execute(statement)
     except BaseException:
         await conn.close()
         raise
@@ -212,41 +210,87 @@ async def _rollback(db: aiosqlite.Connection) -> None:
         pass
 
 
-async def _table_state(db: aiosqlite.Connection, table: str) -> TableState:
-    cursor = await db.execute(
-        f"SELECT key_names FROM {sql.q(sql.META_TABLE)} WHERE table_name = ?", (table,)
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        return TableState(exists=False)
-    columns = await db.execute_fetchall("SELECT name FROM pragma_table_info(?)", (table,))
-    system = set(sql.SYSTEM_COLUMNS) | {sql.PRIMARY_KEY}
-    return TableState(
-        exists=True,
-        key_names=tuple(json.loads(row[0])),
-        columns=tuple(c[0] for c in columns if c[0] not in system),
-    )
+async def _read_layout(db: aiosqlite.Connection) -> Layout:
+    meta = await db.execute_fetchall(sql.SELECT_META)
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, column, type_ in await db.execute_fetchall(sql.SELECT_COLUMNS):
+        columns.setdefault(table, []).append((column, type_))
+    return layout_from_rows([(n, p, json.loads(k)) for n, p, k in meta], columns)
 
 
-async def _run_steps(db: aiosqlite.Connection, table: str, plan: LoadPlan) -> int:
+def _system_columns(info: TableInfo) -> list[str]:
+    return list(PARENT_SYSTEM if info.parent is None else CHILD_SYSTEM)
+
+
+async def _apply_ddl(db: aiosqlite.Connection, plan: LoadPlan) -> None:
+    """Create the tables and add the columns the plan needs, recording their Stitch types."""
+    for name in plan.new_tables:
+        info = plan.layout[name]
+        system = _system_columns(info)
+        sql_types = {c: SQL_TYPES[t] for c, t in info.columns.items()}
+        await db.execute(sql.create_table_sql(name, sql_types, info.key_columns, system))
+        keys = json.dumps(list(info.key_names))
+        await db.execute(sql.INSERT_META, (name, info.parent, keys, now_text()))
+        ordered = sql.ordered_columns(list(info.columns), info.key_columns, system)
+        await db.executemany(sql.INSERT_COLUMN, [(name, c, info.columns[c]) for c in ordered])
+    for name, column in plan.new_columns:
+        type_ = plan.layout[name].columns[column]
+        await db.execute(sql.add_column_sql(name, column, SQL_TYPES[type_]))
+        await db.execute(sql.INSERT_COLUMN, (name, column, type_))
+
+
+async def _run_steps(db: aiosqlite.Connection, plan: LoadPlan, table: TableInfo) -> int:
     """Apply upserts and activations in request order; the number of rows the upserts changed."""
-    columns = [
-        c[0] for c in await db.execute_fetchall("SELECT name FROM pragma_table_info(?)", (table,))
-    ]
-    upsert = sql.upsert_sql(table, columns, plan.key_names)
-    delete, activate = sql.activate_version_sql(table)
+    columns = list(table.columns)
+    upsert = sql.upsert_sql(table.name, columns, table.key_columns if table.key_names else ())
+    subtables = [(t.name, list(t.columns)) for t in plan.subtables]
+    if subtables:
+        for statement in sql.staging_sql(table.name, table.key_columns, subtables):
+            await db.execute(statement)
     changed = 0
+    ordinal = 0
     for step in plan.steps:
-        if isinstance(step, RowsStep):
-            cursor = await db.executemany(
-                upsert, [row_params(r, columns, table) for r in step.rows]
-            )
-            changed += cursor.rowcount
-        else:
-            assert isinstance(step, ActivateVersion)
-            await db.execute(delete, (step.table_version, table))
-            await db.execute(activate, (step.table_version, table))
+        if isinstance(step, ActivateVersion):
+            tables = [*(name for name, _ in subtables), table.name]
+            for statement in sql.activate_version_sql(tables, table.name):
+                await db.execute(statement, (step.table_version, table.name))
+            continue
+        if subtables:
+            await _stage_children(db, step, table, subtables, ordinal)
+        params = [(*(p.row.get(c) for c in columns), table.name) for p in step.points]
+        cursor = await db.executemany(upsert, params)
+        changed += cursor.rowcount
+        ordinal += len(step.points)
+    if subtables:
+        for statement in sql.drop_staging_sql(len(subtables)):
+            await db.execute(statement)
     return changed
+
+
+async def _stage_children(
+    db: aiosqlite.Connection,
+    step: RowsStep,
+    table: TableInfo,
+    subtables: list[tuple[str, list[str]]],
+    first: int,
+) -> None:
+    """Stage a step's data points and their subtable rows for the children triggers."""
+    await db.execute(f"DELETE FROM temp.{sql.q(sql.POINTS_TABLE)}")
+    identity = [*table.key_columns, sql.SEQUENCE, sql.TABLE_VERSION]
+    await db.executemany(
+        sql.insert_sql(sql.POINTS_TABLE, [sql.ORDINAL, *identity]),
+        [(first + i, *(p.row.get(c) for c in identity)) for i, p in enumerate(step.points)],
+    )
+    for index, (name, columns) in enumerate(subtables):
+        stage = sql.stage_table(index)
+        await db.execute(f"DELETE FROM temp.{sql.q(stage)}")
+        rows = [
+            (first + i, *(row.get(c) for c in columns))
+            for i, point in enumerate(step.points)
+            for row in point.children.get(name, ())
+        ]
+        if rows:
+            await db.executemany(sql.insert_sql(stage, [sql.ORDINAL, *columns]), rows)
 
 
 class _unavailable_on_disk_faults:

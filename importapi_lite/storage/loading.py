@@ -1,26 +1,57 @@
-"""Plan a table batch's load: which data points are rejected, which columns to add, the SQL rows.
+"""Plan a table batch's load: rejections, new tables and columns, and the rows to write.
 
-Pure: no I/O. ``storage.Store`` runs the plan inside one transaction. Rejections follow SPEC §13.8:
-the API accepted the request, the record cannot load, so it goes to ``_sdc_rejected`` with a reason.
+Pure: no I/O. ``storage.Store`` reads the file's ``Layout`` and runs the plan in one transaction.
+Each data point is shaped (``shape.py``) and its cells placed in columns: a cell keeps its name
+while its type matches the column's, otherwise it goes to a split column ``<name>__<suffix>``
+(SPEC §12.4). A data point that cannot load is rejected whole, parent and subtables, into
+``_sdc_rejected`` with the reason (SPEC §13.8); the request was still accepted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from ..models import ActivateVersion, Message, TableBatch, Upsert
-from .sql import BATCHED_AT, EXTRACTED_AT, PRIMARY_KEY, RECEIVED_AT, SEQUENCE, TABLE_VERSION
+from .shape import (
+    INTEGER,
+    STRING,
+    SUFFIXES,
+    TIMESTAMP,
+    Cell,
+    Shaped,
+    parse_timestamp,
+    shape,
+    utc_text,
+)
+from .sql import (
+    BATCHED_AT,
+    EXTRACTED_AT,
+    PRIMARY_KEY,
+    RECEIVED_AT,
+    SEQUENCE,
+    TABLE_VERSION,
+    level_column,
+    source_key_column,
+)
 
 MAX_TABLE_NAME_LENGTH = 63  # PostgreSQL's, the destination modelled (SPEC §8)
-MAX_COLUMNS = 2000 - 8  # SQLite's default SQLITE_MAX_COLUMN, less the system columns
+MAX_COLUMNS = 2000 - 16  # SQLite's default SQLITE_MAX_COLUMN, less room for system columns
 RESERVED_PREFIXES = ("_sdc", "__sdc", "_rjm", "sqlite_")  # SPEC §8; sqlite_ is SQLite's own
-INT64 = range(-(2**63), 2**63)
+KEY_MISMATCH = "Keys for table do not match Primary Keys of incoming data"
+
+# System columns and their Stitch types: top-level tables, then what subtables copy of them.
+PARENT_SYSTEM = {
+    SEQUENCE: INTEGER,
+    TABLE_VERSION: INTEGER,
+    RECEIVED_AT: TIMESTAMP,
+    BATCHED_AT: TIMESTAMP,
+    EXTRACTED_AT: TIMESTAMP,
+}
+CHILD_SYSTEM = {c: t for c, t in PARENT_SYSTEM.items() if c != EXTRACTED_AT}
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -28,13 +59,6 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 def fold(name: str) -> str:
     """How SQLite compares identifiers: ASCII letters case-insensitively, nothing else folded."""
     return name.translate(_ASCII_LOWER)
-
-
-def utc_text(value: dt.datetime) -> str:
-    """Timestamps as stored: ISO-8601, UTC, microseconds, ``Z`` (SPEC §12.1)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def now_text() -> str:
@@ -46,7 +70,7 @@ def table_name_problem(name: str) -> str | None:
     if "\x00" in name:
         return "Table name contains a NUL character"
     if len(name) > MAX_TABLE_NAME_LENGTH:
-        return f"Table name is longer than {MAX_TABLE_NAME_LENGTH} characters"
+        return f"Table name {name} is longer than {MAX_TABLE_NAME_LENGTH} characters"
     if fold(name).startswith(RESERVED_PREFIXES):
         return f"Table name {name} uses a reserved prefix"
     return None
@@ -60,46 +84,36 @@ def _field_problem(name: str) -> str | None:
     return None
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return utc_text(value)
-    if isinstance(value, Decimal):
-        return float(value) if value.is_finite() else None
-    raise TypeError(f"cannot store {type(value).__name__}")
-
-
-def sql_value(value: Any) -> Any:
-    """A decoded value as SQLite stores it. Objects and arrays stay JSON text for now."""
-    if value is None or isinstance(value, (str, float)):
-        return value
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value if value in INT64 else str(value)  # SQLite integers are 64-bit
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return utc_text(value)
-    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-
-
 def extracted_at(time_extracted: str | None) -> str | None:
-    """``time_extracted`` normalised to our timestamp text; kept verbatim if it does not parse."""
+    """``time_extracted`` as our timestamp text; kept verbatim if it does not parse."""
     if time_extracted is None:
         return None
-    try:
-        return utc_text(dt.datetime.fromisoformat(time_extracted))
-    except ValueError:
-        return time_extracted
+    return parse_timestamp(time_extracted) or time_extracted
 
 
-@dataclass(frozen=True)
-class TableState:
-    """What the table already is, as read inside the load's transaction."""
+@dataclass
+class TableInfo:
+    """One SQL table of a database file: a top-level table or one of its subtables."""
 
-    exists: bool
-    key_names: tuple[str, ...] | None = None
-    columns: tuple[str, ...] = ()
+    name: str
+    parent: str | None
+    key_columns: tuple[str, ...]  # the SQL primary key
+    key_names: tuple[str, ...]  # top-level: the Stitch key_names; subtables: ()
+    columns: dict[str, str] = field(default_factory=dict)  # every column → Stitch type, in order
+
+    @property
+    def data_columns(self) -> list[str]:
+        system = PARENT_SYSTEM if self.parent is None else CHILD_SYSTEM
+        return [c for c in self.columns if c not in system]
+
+
+Layout = dict[str, TableInfo]  # every table of one database file, by name
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -109,18 +123,31 @@ class Rejection:
 
 
 @dataclass
+class Point:
+    """One accepted data point: its parent row and its subtable rows, all by column name."""
+
+    row: dict[str, Any]
+    children: dict[str, list[dict[str, Any]]]
+
+
+@dataclass
 class RowsStep:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
 
 
 @dataclass
 class LoadPlan:
-    key_names: tuple[str, ...]
-    create_columns: list[str]  # data columns of a table created by this load
-    add_columns: list[str]  # data columns added to an existing table
+    table: TableInfo | None  # None when nothing was accepted into a table that does not exist
+    layout: Layout  # every table of the file after the load
+    new_tables: list[str]  # created by this load, parents first
+    new_columns: list[tuple[str, str]]  # (table, column) added to tables that existed
     steps: list[RowsStep | ActivateVersion]
     rejected: list[Rejection]
     accepted_upserts: int
+
+    @property
+    def subtables(self) -> list[TableInfo]:
+        return [t for t in self.layout.values() if t.parent is not None]
 
 
 def raw_record(message: Message) -> dict[str, Any]:
@@ -138,83 +165,190 @@ def raw_record(message: Message) -> dict[str, Any]:
     return record
 
 
-def plan_load(batch: TableBatch, state: TableState, received_at: str, batched_at: str) -> LoadPlan:
-    problem = table_name_problem(batch.table_name)
-    if problem is not None:
-        return LoadPlan(
-            (), [], [], [], [Rejection(problem, raw_record(m)) for m in batch.messages], 0
-        )
-
-    key_names = state.key_names
-    columns = {fold(c): c for c in state.columns}
-    new_columns: list[str] = []
+def plan_load(batch: TableBatch, layout: Layout, received_at: str, batched_at: str) -> LoadPlan:
+    working = {name: _copy(info) for name, info in layout.items()}
+    placer = _Placer(batch.table_name, working, received_at, batched_at)
     steps: list[RowsStep | ActivateVersion] = []
     rejected: list[Rejection] = []
-    accepted = 0
     for message in batch.messages:
         if isinstance(message, ActivateVersion):
-            if message.table_version is not None:
+            if message.table_version is not None:  # without a version: a no-op (SPEC §10.5)
                 steps.append(message)
             continue
-        reason = _upsert_problem(message, key_names, columns, len(state.columns) + len(new_columns))
-        if reason is not None:
-            rejected.append(Rejection(reason, raw_record(message)))
+        try:
+            point = placer.place(message, shape(message.data, batch.schema))
+        except _Rejected as exc:
+            rejected.append(Rejection(exc.reason, raw_record(message)))
             continue
-        if key_names is None:
-            key_names = message.key_names  # the first accepted keys define the table (§10.2)
-        for name in message.data:
-            if fold(name) not in columns:
-                columns[fold(name)] = name
-                new_columns.append(name)
         if not steps or not isinstance(steps[-1], RowsStep):
             steps.append(RowsStep())
         step = steps[-1]
         assert isinstance(step, RowsStep)
-        step.rows.append(_system_values(message, received_at, batched_at) | message.data)
-        accepted += 1
+        step.points.append(point)
+    new_tables = [name for name in working if name not in layout]
+    new_columns = [
+        (name, column)
+        for name, info in layout.items()
+        for column in working[name].columns
+        if column not in info.columns
+    ]
+    return LoadPlan(
+        table=working.get(batch.table_name),
+        layout=working,
+        new_tables=new_tables,
+        new_columns=new_columns,
+        steps=steps,
+        rejected=rejected,
+        accepted_upserts=placer.accepted,
+    )
 
-    if state.exists:
-        return LoadPlan(key_names or (), [], new_columns, steps, rejected, accepted)
-    return LoadPlan(key_names or (), new_columns, [], steps, rejected, accepted)
+
+def _copy(info: TableInfo) -> TableInfo:
+    return TableInfo(info.name, info.parent, info.key_columns, info.key_names, dict(info.columns))
 
 
-def _upsert_problem(
-    message: Upsert,
-    key_names: tuple[str, ...] | None,
-    columns: dict[str, str],
-    column_count: int,
-) -> str | None:
-    if key_names is not None and message.key_names != key_names:
-        return "Keys for table do not match Primary Keys of incoming data"
-    seen: set[str] = set()
-    added = 0
-    for name in message.data:
-        problem = _field_problem(name)
+class _Placer:
+    """Places shaped data points into the tables of one file, growing them as needed."""
+
+    def __init__(self, table: str, layout: Layout, received_at: str, batched_at: str) -> None:
+        self.table = table
+        self.layout = layout
+        self.received_at = received_at
+        self.batched_at = batched_at
+        self.accepted = 0
+
+    def place(self, message: Upsert, shaped: Shaped) -> Point:
+        problem = table_name_problem(self.table)
         if problem is not None:
-            return problem
-        folded = fold(name)
-        if folded in seen or columns.get(folded, name) != name:
-            return f"Field collision on {name}"
-        seen.add(folded)
-        added += folded not in columns
-    if column_count + added > MAX_COLUMNS:
-        return f"Too many columns: a table holds at most {MAX_COLUMNS}"
-    return None
+            raise _Rejected(problem)
+        # Every change is made to copies, adopted only if the whole data point fits.
+        staged: Layout = {}
+        parent = self._table(staged, self.table, None, message.key_names, shaped)
+        if parent.key_names != message.key_names:
+            raise _Rejected(KEY_MISMATCH)  # the first accepted key_names define the table
+        system = {
+            SEQUENCE: message.sequence,
+            TABLE_VERSION: message.table_version,
+            RECEIVED_AT: self.received_at,
+            BATCHED_AT: self.batched_at,
+        }
+        extracted = {EXTRACTED_AT: extracted_at(message.time_extracted)}
+        row = self._row(parent, shaped.cells, system | extracted)
+        if not message.key_names:
+            row[PRIMARY_KEY] = str(uuid.uuid4())  # append-only rows get a random id (SPEC §10.3)
+        links = {source_key_column(k): row[k] for k in parent.key_columns}
+        children: dict[str, list[dict[str, Any]]] = {}
+        for child in shaped.children:
+            name = f"{self.table}__{child.path}"
+            problem = table_name_problem(name)
+            if problem is not None:
+                raise _Rejected(problem)
+            info = self._table(staged, name, parent, (), None, depth=len(child.levels))
+            levels = {level_column(n): i for n, i in enumerate(child.levels)}
+            base = links | levels | system
+            children.setdefault(name, []).append(self._row(info, child.cells, base))
+        for info in staged.values():
+            if len(info.columns) > MAX_COLUMNS:
+                raise _Rejected(
+                    f"Too many columns: table {info.name} would have {len(info.columns)}"
+                )
+        self.layout.update(staged)
+        self.accepted += 1
+        return Point(row, children)
+
+    def _table(
+        self,
+        staged: Layout,
+        name: str,
+        parent: TableInfo | None,
+        key_names: tuple[str, ...],
+        shaped: Shaped | None,
+        depth: int = 0,
+    ) -> TableInfo:
+        if name in staged:
+            return staged[name]
+        known = self.layout.get(name)
+        if known is not None:
+            staged[name] = _copy(known)
+            return staged[name]
+        if any(fold(other) == fold(name) for other in (*self.layout, *staged)):
+            raise _Rejected(f"Table name collision on {name}")  # SQLite ignores the case
+        if parent is None:
+            assert shaped is not None
+            if key_names:  # keys are validated present and non-null, so always typed
+                cells = {c.name: c for c in shaped.cells}
+                columns = {k: cells[k].type or STRING for k in key_names}
+            else:
+                columns = {PRIMARY_KEY: STRING}
+            info = TableInfo(name, None, tuple(columns), key_names, columns | PARENT_SYSTEM)
+        else:
+            links = {source_key_column(k): parent.columns[k] for k in parent.key_columns}
+            levels = {level_column(n): INTEGER for n in range(depth)}
+            info = TableInfo(
+                name, parent.name, (*links, *levels), (), links | levels | CHILD_SYSTEM
+            )
+        staged[name] = info
+        return info
+
+    def _row(self, info: TableInfo, cells: list[Cell], base: dict[str, Any]) -> dict[str, Any]:
+        row = dict(base)
+        folded = {fold(c): c for c in info.columns}
+        for cell in cells:
+            column = _column_for(info, folded, cell)
+            if column is None:
+                continue
+            if column in row:
+                raise _Rejected(f"Field collision on {column}")
+            row[column] = cell.value
+        return row
 
 
-def _system_values(message: Upsert, received_at: str, batched_at: str) -> dict[str, Any]:
-    values = {
-        SEQUENCE: message.sequence,
-        TABLE_VERSION: message.table_version,
-        RECEIVED_AT: received_at,
-        BATCHED_AT: batched_at,
-        EXTRACTED_AT: extracted_at(message.time_extracted),
-    }
-    if not message.key_names:
-        values[PRIMARY_KEY] = str(uuid.uuid4())  # append-only rows get a random id (SPEC §10.3)
-    return values
+def _column_for(info: TableInfo, folded: dict[str, str], cell: Cell) -> str | None:
+    """The column a cell loads into, added to ``info`` if new; None for an untyped null."""
+    problem = _field_problem(cell.name)
+    if problem is not None:
+        raise _Rejected(problem)
+    if cell.type is None:
+        return None  # a null fits any column; absent columns read as NULL
+    if cell.name in info.key_columns and info.columns[cell.name] != cell.type:
+        raise _Rejected(
+            f"Key column {cell.name} changed type from {info.columns[cell.name]} to {cell.type}"
+        )
+    column = cell.name
+    if _claim(info, folded, column, cell.type):
+        return column
+    split = f"{cell.name}__{SUFFIXES[cell.type]}"
+    if _claim(info, folded, split, cell.type):
+        return split
+    raise _Rejected(f"Field collision on {split}")
 
 
-def row_params(row: dict[str, Any], columns: Sequence[str], table_name: str) -> tuple[Any, ...]:
-    """Parameters for ``sql.upsert_sql`` in ``columns`` order (absent fields load as NULL)."""
-    return (*[sql_value(row.get(c)) for c in columns], table_name)
+def _claim(info: TableInfo, folded: dict[str, str], column: str, type_: str) -> bool:
+    """Whether ``column`` holds ``type_``, creating it if it does not exist yet."""
+    existing = folded.get(fold(column))
+    if existing is None:
+        info.columns[column] = type_
+        folded[fold(column)] = column
+        return True
+    if existing != column:  # SQLite would see the same column (SPEC §13.8)
+        raise _Rejected(f"Field collision on {column}")
+    return info.columns[column] == type_
+
+
+def layout_from_rows(
+    meta: list[tuple[str, str | None, list[str]]], columns: Mapping[str, list[tuple[str, str]]]
+) -> Layout:
+    """A file's layout from its metadata tables: (name, parent, key_names) and columns by table."""
+    layout: Layout = {}
+    for name, parent, key_names in meta:
+        info_columns = dict(columns.get(name, []))
+        if parent is None:
+            keys = tuple(key_names) or (PRIMARY_KEY,)
+        else:
+            keys = tuple(
+                c for c in info_columns if c.startswith(("_sdc_source_key_", "_sdc_level_"))
+            )
+        layout[name] = TableInfo(
+            name, parent, keys, tuple(key_names) if parent is None else (), info_columns
+        )
+    return layout

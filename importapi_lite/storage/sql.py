@@ -1,15 +1,18 @@
-"""Pure SQL builders: every statement with a client-supplied name is built here, as text + params.
+"""Pure SQL builders: every statement with a client-supplied name is built here.
 
 Every identifier goes through ``quote_identifier``; values always travel as parameters. The
 sequence and table-version rules live in these statements, so SQLite decides them inside the
-upsert itself, never a read-compare-write in Python (SPEC §10.1, §10.5).
+upsert itself, never a read-compare-write in Python (SPEC §10.1, §10.5). Subtable rows follow
+their parent through triggers that fire only when the parent's upsert changed its row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 META_TABLE = "_sdc_table_meta"
+COLUMNS_TABLE = "_sdc_columns"
+POINTS_TABLE = "_sdc_points"  # temp: the data points of one load step, in order
 
 SEQUENCE = "_sdc_sequence"
 TABLE_VERSION = "_sdc_table_version"
@@ -17,15 +20,9 @@ RECEIVED_AT = "_sdc_received_at"
 BATCHED_AT = "_sdc_batched_at"
 EXTRACTED_AT = "_sdc_extracted_at"
 PRIMARY_KEY = "__sdc_primary_key"  # key-less tables only (SPEC §9 C15: two underscores)
-SYSTEM_COLUMNS = (SEQUENCE, TABLE_VERSION, RECEIVED_AT, BATCHED_AT, EXTRACTED_AT)
-SYSTEM_TYPES = {
-    SEQUENCE: "INTEGER",
-    TABLE_VERSION: "INTEGER",
-    RECEIVED_AT: "TEXT",
-    BATCHED_AT: "TEXT",
-    EXTRACTED_AT: "TEXT",
-    PRIMARY_KEY: "TEXT",
-}
+ORDINAL = "_sdc_ord"  # temp staging only: a data point's position in the load
+
+SCHEMA_VERSION = 1  # PRAGMA user_version of the metadata tables below
 
 
 def quote_identifier(name: str) -> str:
@@ -36,22 +33,75 @@ def quote_identifier(name: str) -> str:
 q = quote_identifier
 
 
-def create_table_sql(table: str, key_names: Sequence[str], data_columns: Sequence[str]) -> str:
-    """DDL for a destination table: keys, then data columns, then the ``_sdc_*`` columns.
-
-    Data columns carry no declared type, so SQLite keeps each value exactly as bound (a declared
-    INTEGER would silently turn the string "12" into 12).
-    """
-    key_set = set(key_names)
-    columns = [q(k) for k in key_names] if key_names else [f"{q(PRIMARY_KEY)} TEXT"]
-    columns += [q(c) for c in data_columns if c not in key_set]
-    columns += [f"{q(c)} {SYSTEM_TYPES[c]}" for c in SYSTEM_COLUMNS]
-    primary = ", ".join(q(k) for k in (key_names or [PRIMARY_KEY]))
-    return f"CREATE TABLE {q(table)} ({', '.join(columns)}, PRIMARY KEY ({primary}))"
+def source_key_column(key: str) -> str:
+    return f"_sdc_source_key_{key}"
 
 
-def add_column_sql(table: str, column: str) -> str:
-    return f"ALTER TABLE {q(table)} ADD COLUMN {q(column)}"
+def level_column(depth: int) -> str:
+    return f"_sdc_level_{depth}_id"
+
+
+def stage_table(index: int) -> str:
+    return f"_sdc_stage_{index}"
+
+
+METADATA_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {q(META_TABLE)} ("
+    "table_name TEXT PRIMARY KEY, "
+    "parent_table TEXT, "  # NULL for the top-level table, which owns the file
+    "key_names TEXT NOT NULL, "  # JSON array, in order; [] for append-only tables
+    "active_version INTEGER, "
+    "bookmark_names TEXT, "  # JSON array, or NULL when never sent
+    "created_at TEXT NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {q(COLUMNS_TABLE)} ("
+    "table_name TEXT NOT NULL, "
+    "column_name TEXT NOT NULL, "
+    "type TEXT NOT NULL, "  # Stitch type: integer, double, decimal, string, boolean, timestamp
+    "position INTEGER NOT NULL, "
+    "PRIMARY KEY (table_name, column_name))",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+SELECT_META = f"SELECT table_name, parent_table, key_names FROM {q(META_TABLE)} ORDER BY rowid"
+SELECT_COLUMNS = f"SELECT table_name, column_name, type FROM {q(COLUMNS_TABLE)} ORDER BY position"
+INSERT_META = (
+    f"INSERT INTO {q(META_TABLE)} (table_name, parent_table, key_names, created_at) "
+    "VALUES (?, ?, ?, ?)"
+)
+INSERT_COLUMN = (
+    f"INSERT INTO {q(COLUMNS_TABLE)} (table_name, column_name, type, position) VALUES (?, ?, ?, "
+    f"(SELECT count(*) FROM {q(COLUMNS_TABLE)} WHERE table_name = ?1))"
+)
+SET_BOOKMARKS = f"UPDATE {q(META_TABLE)} SET bookmark_names = ? WHERE table_name = ?"
+
+
+def ordered_columns(
+    columns: Sequence[str], key_columns: Sequence[str], system: Sequence[str]
+) -> list[str]:
+    """A new table's column order: key columns, data columns, then system columns."""
+    keys = [c for c in key_columns if c in columns]
+    data = [c for c in columns if c not in key_columns and c not in system]
+    return [*keys, *data, *(c for c in columns if c in system and c not in key_columns)]
+
+
+def create_table_sql(
+    table: str, columns: Mapping[str, str], key_columns: Sequence[str], system: Sequence[str]
+) -> str:
+    """DDL for a new table; ``columns`` maps name → SQL type."""
+    ordered = ordered_columns(list(columns), key_columns, system)
+    definitions = ", ".join(f"{q(c)} {columns[c]}" for c in ordered)
+    primary = ", ".join(q(k) for k in key_columns)
+    return f"CREATE TABLE {q(table)} ({definitions}, PRIMARY KEY ({primary}))"
+
+
+def add_column_sql(table: str, column: str, sql_type: str) -> str:
+    return f"ALTER TABLE {q(table)} ADD COLUMN {q(column)} {sql_type}"
+
+
+def _newer_or_equal(version: str, table_param: str) -> str:
+    return (
+        f"{version} >= coalesce((SELECT active_version FROM {q(META_TABLE)} "
+        f"WHERE table_name = {table_param}), {version})"
+    )
 
 
 def upsert_sql(table: str, columns: Sequence[str], key_names: Sequence[str]) -> str:
@@ -69,8 +119,7 @@ def upsert_sql(table: str, columns: Sequence[str], key_names: Sequence[str]) -> 
     sql = (
         f"INSERT INTO {q(table)} AS existing ({', '.join(q(c) for c in columns)}) "
         f"SELECT {', '.join(f'?{i}' for i in range(1, n + 1))} "
-        f"WHERE {version} IS NULL OR {version} >= coalesce("
-        f"(SELECT active_version FROM {q(META_TABLE)} WHERE table_name = ?{n + 1}), {version})"
+        f"WHERE {version} IS NULL OR {_newer_or_equal(version, f'?{n + 1}')}"
     )
     if not key_names:
         return sql
@@ -81,30 +130,79 @@ def upsert_sql(table: str, columns: Sequence[str], key_names: Sequence[str]) -> 
     )
 
 
-def activate_version_sql(table: str) -> tuple[str, str]:
-    """Delete rows older than version ``?1``, then make ``?1`` active; both no-ops if ``?1`` is
-    older than the active version (SPEC §10.5). Parameters: ``(version, table_name)``."""
-    newer_or_equal = (
-        f"?1 >= coalesce((SELECT active_version FROM {q(META_TABLE)} WHERE table_name = ?2), ?1)"
-    )
-    delete = (
-        f"DELETE FROM {q(table)} WHERE ({q(TABLE_VERSION)} IS NULL OR {q(TABLE_VERSION)} < ?1) "
-        f"AND {newer_or_equal}"
-    )
-    activate = (
-        f"UPDATE {q(META_TABLE)} SET active_version = ?1 WHERE table_name = ?2 AND {newer_or_equal}"
-    )
-    return delete, activate
+def insert_sql(table: str, columns: Sequence[str]) -> str:
+    placeholders = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) VALUES ({placeholders})"
 
 
-SET_BOOKMARKS = f"UPDATE {q(META_TABLE)} SET bookmark_names = ? WHERE table_name = ?"
-INSERT_META = f"INSERT INTO {q(META_TABLE)} (table_name, key_names, created_at) VALUES (?, ?, ?)"
+def activate_version_sql(tables: Sequence[str], top: str) -> list[str]:
+    """Delete rows older than version ``?1`` from the subtables and the table, then make ``?1``
+    active; all no-ops if ``?1`` is older than the active version (SPEC §10.5). Parameters:
+    ``(version, top-level table name)``. The metadata update comes last: the deletes read it."""
+    newer = _newer_or_equal("?1", "?2")
+    deletes = [
+        f"DELETE FROM {q(t)} WHERE ({q(TABLE_VERSION)} IS NULL OR {q(TABLE_VERSION)} < ?1) "
+        f"AND {newer}"
+        for t in tables
+    ]
+    activate = f"UPDATE {q(META_TABLE)} SET active_version = ?1 WHERE table_name = ?2 AND {newer}"
+    return [*deletes, activate]
 
-META_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {q(META_TABLE)} ("
-    "table_name TEXT PRIMARY KEY, "
-    "key_names TEXT NOT NULL, "  # JSON array, in order; [] for append-only tables
-    "active_version INTEGER, "
-    "bookmark_names TEXT, "  # JSON array, or NULL when never sent
-    "created_at TEXT NOT NULL)"
-)
+
+def staging_sql(
+    parent: str, identity: Sequence[str], subtables: Sequence[tuple[str, Sequence[str]]]
+) -> list[str]:
+    """Temp tables and triggers that make each winning parent upsert replace its subtable rows.
+
+    ``_sdc_points`` lists the load's data points in order, by identity (the parent's key columns)
+    and ``(sequence, table version)``; ``_sdc_stage_<i>`` holds their subtable rows. When the
+    upsert inserts or updates a parent row (it does not when the sequence or version rule drops
+    the data point), the trigger deletes that parent's subtable rows and moves in the staged rows
+    of the first pending data point with the same identity, then marks it done. A data point with
+    the same identity and sequence as an earlier one fires after it, so ties go to the later one.
+    """
+    match = " AND ".join(
+        [*(f"{q(c)} = NEW.{q(c)}" for c in identity), _same_sequence_and_version()]
+    )
+    current = f"(SELECT min({ORDINAL}) FROM {q(POINTS_TABLE)} WHERE {match})"
+    body = []
+    for index, (table, columns) in enumerate(subtables):
+        links = " AND ".join(f"{q(source_key_column(c))} = NEW.{q(c)}" for c in identity)
+        names = ", ".join(q(c) for c in columns)
+        body.append(f"DELETE FROM {q(table)} WHERE {links};")
+        body.append(
+            f"INSERT INTO {q(table)} ({names}) SELECT {names} FROM {q(stage_table(index))} "
+            f"WHERE {ORDINAL} = {current};"
+        )
+    body.append(f"DELETE FROM {q(POINTS_TABLE)} WHERE {ORDINAL} = {current};")
+    points_columns = ", ".join(
+        [f"{ORDINAL} INTEGER PRIMARY KEY", *map(q, identity), SEQUENCE, TABLE_VERSION]
+    )
+    statements = [
+        *drop_staging_sql(len(subtables)),
+        f"CREATE TEMP TABLE {q(POINTS_TABLE)} ({points_columns})",
+        *(
+            f"CREATE TEMP TABLE {q(stage_table(i))} AS SELECT NULL AS {ORDINAL}, "
+            f"{', '.join(q(c) for c in columns)} FROM main.{q(table)} WHERE 0"
+            for i, (table, columns) in enumerate(subtables)
+        ),
+    ]
+    for event in ("INSERT", "UPDATE"):
+        statements.append(
+            f"CREATE TEMP TRIGGER {q('_sdc_children_' + event.lower())} AFTER {event} "
+            f"ON main.{q(parent)} BEGIN {' '.join(body)} END"
+        )
+    return statements
+
+
+def _same_sequence_and_version() -> str:
+    return f"{q(SEQUENCE)} = NEW.{q(SEQUENCE)} AND {q(TABLE_VERSION)} IS NEW.{q(TABLE_VERSION)}"
+
+
+def drop_staging_sql(subtable_count: int) -> list[str]:
+    return [
+        f"DROP TRIGGER IF EXISTS temp.{q('_sdc_children_insert')}",
+        f"DROP TRIGGER IF EXISTS temp.{q('_sdc_children_update')}",
+        f"DROP TABLE IF EXISTS temp.{q(POINTS_TABLE)}",
+        *(f"DROP TABLE IF EXISTS temp.{q(stage_table(i))}" for i in range(subtable_count)),
+    ]

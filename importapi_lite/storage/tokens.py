@@ -109,6 +109,8 @@ class TokenStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        # data_version only moves for other connections' commits; forget what ours changed.
+        self._cache.clear()
 
     def lookup(self, secret: str) -> Token | None:
         """The token for a presented secret, revoked ones included; None if unknown."""

@@ -1,0 +1,250 @@
+"""The loading model's shaping: a record as Stitch would load it into a relational warehouse.
+
+Pure, no I/O (SPEC §12, §13). Objects flatten into ``parent__child`` cells, recursively; arrays
+become rows of subtables (``<table>__<path>``), one row per element with its ``_sdc_level_<n>_id``
+positions; scalar elements go in a ``value`` cell. Every cell carries its Stitch type: from the
+JSON schema on /batch (SPEC §12.3), else from the value itself (SPEC §12.2). Which column a cell
+lands in (and whether it splits) is decided later, against the table's existing columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+INTEGER, DOUBLE, DECIMAL, STRING, BOOLEAN, TIMESTAMP = (
+    "integer",
+    "double",
+    "decimal",
+    "string",
+    "boolean",
+    "timestamp",
+)
+# Split-column suffixes, PostgreSQL destination map (SPEC §12.4).
+SUFFIXES = {
+    INTEGER: "it",
+    DOUBLE: "do",
+    DECIMAL: "de",
+    STRING: "st",
+    BOOLEAN: "bo",
+    TIMESTAMP: "ti",
+}
+# Declared SQLite types. Each keeps the affinity that stores our values unchanged: anything
+# containing "TEXT" has TEXT affinity, so decimal and timestamp text is never turned into a REAL.
+SQL_TYPES = {
+    INTEGER: "INTEGER",
+    DOUBLE: "REAL",
+    DECIMAL: "DECIMAL_TEXT",
+    STRING: "TEXT",
+    BOOLEAN: "BOOLEAN",
+    TIMESTAMP: "TIMESTAMP_TEXT",
+}
+INT64 = range(-(2**63), 2**63)
+SCALAR_VALUE = "value"  # the column of scalar array elements
+ARRAY_OF_ARRAYS = "value"  # the path step of arrays nested directly in arrays
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    name: str  # flattened name (``address__geo__lat``)
+    value: Any  # as SQLite stores it
+    type: str | None  # Stitch type; None for a null with nothing to type it
+
+
+@dataclass(slots=True)
+class ChildRow:
+    path: str  # subtable suffix: the subtable is ``<table>__<path>``
+    levels: tuple[int, ...]  # element positions, outermost array first
+    cells: list[Cell] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Shaped:
+    cells: list[Cell] = field(default_factory=list)
+    children: list[ChildRow] = field(default_factory=list)
+
+
+def utc_text(value: dt.datetime) -> str:
+    """Timestamps as stored: ISO-8601, UTC, microseconds, ``Z`` (SPEC §12.1)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> str | None:
+    """ISO-8601 text (offsets with or without a colon, naive = UTC) as stored, or None."""
+    try:
+        return utc_text(dt.datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def decimal_text(value: Decimal) -> str:
+    """Exact digits, positional where that stays short (``1E+2`` is ``100``)."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -100 < exponent < 100:
+        return format(value, "f")
+    return str(value)
+
+
+def shape(data: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> Shaped:
+    """Flatten one record's ``data`` into typed cells and subtable rows."""
+    shaped = Shaped()
+    _flatten(data, schema, "", "", (), shaped.cells, shaped.children)
+    return shaped
+
+
+def _flatten(
+    obj: Mapping[str, Any],
+    schema: Mapping[str, Any] | None,
+    prefix: str,
+    path: str,
+    levels: tuple[int, ...],
+    cells: list[Cell],
+    children: list[ChildRow],
+) -> None:
+    for key, value in obj.items():
+        name = f"{prefix}__{key}" if prefix else key
+        sub = _resolve(_property(schema, key), value)
+        if isinstance(value, dict):
+            _flatten(value, sub, name, path, levels, cells, children)
+        elif isinstance(value, list):
+            array_path = f"{path}__{name}" if path else name
+            for index, element in enumerate(value):
+                _element(element, _items(sub), array_path, (*levels, index), children)
+        else:
+            cells.append(typed(value, sub, name))
+
+
+def _element(
+    element: Any,
+    schema: Mapping[str, Any] | None,
+    path: str,
+    levels: tuple[int, ...],
+    children: list[ChildRow],
+) -> None:
+    sub = _resolve(schema, element)
+    if isinstance(element, list):  # arrays of arrays: rows of ``<path>__value`` (SPEC §13.4)
+        for index, inner in enumerate(element):
+            _element(inner, _items(sub), f"{path}__{ARRAY_OF_ARRAYS}", (*levels, index), children)
+        return
+    row = ChildRow(path, levels)
+    children.append(row)
+    if isinstance(element, dict):
+        _flatten(element, sub, "", path, levels, row.cells, children)
+    else:
+        row.cells.append(typed(element, sub, SCALAR_VALUE))
+
+
+def typed(value: Any, schema: Mapping[str, Any] | None, name: str) -> Cell:
+    """A scalar as a cell: the schema's type where it gives one, else the value's own."""
+    declared = _declared_type(schema)
+    if value is None:
+        return Cell(name, None, declared)
+    if declared == INTEGER and isinstance(value, int) and not isinstance(value, bool):
+        return Cell(name, value, INTEGER) if value in INT64 else Cell(name, str(value), DECIMAL)
+    if (
+        declared == DOUBLE
+        and isinstance(value, (int, float, Decimal))
+        and not isinstance(value, bool)
+    ):
+        return Cell(name, float(value), DOUBLE)  # 15 under "number" loads as 15.0, no split
+    if declared == TIMESTAMP and isinstance(value, str):
+        stamp = parse_timestamp(value)
+        # format is not enforced (SPEC §5.2): text that is no date-time splits to a string column
+        return Cell(name, value, STRING) if stamp is None else Cell(name, stamp, TIMESTAMP)
+    return _own_type(value, name)
+
+
+def _own_type(value: Any, name: str) -> Cell:
+    if isinstance(value, bool):
+        return Cell(name, int(value), BOOLEAN)
+    if isinstance(value, int):
+        return Cell(name, value, INTEGER) if value in INT64 else Cell(name, str(value), DECIMAL)
+    if isinstance(value, float):
+        return Cell(name, value, DOUBLE)
+    if isinstance(value, Decimal):
+        return Cell(name, decimal_text(value), DECIMAL)
+    if isinstance(value, dt.datetime):
+        return Cell(name, utc_text(value), TIMESTAMP)
+    return Cell(name, str(value), STRING)
+
+
+_JSON_TYPES = {"integer": INTEGER, "number": DOUBLE, "boolean": BOOLEAN, "string": STRING}
+
+
+def _declared_type(schema: Mapping[str, Any] | None) -> str | None:
+    """The one non-null scalar type a schema declares, or None."""
+    if not schema:
+        return None
+    types = [t for t in _type_list(schema) if t != "null"]
+    if len(types) != 1 or types[0] not in _JSON_TYPES:
+        return None
+    if types[0] == "string" and schema.get("format") == "date-time":
+        return TIMESTAMP
+    return _JSON_TYPES[types[0]]
+
+
+def _type_list(schema: Mapping[str, Any]) -> list[Any]:
+    declared = schema.get("type")
+    if isinstance(declared, list):
+        return declared
+    return [declared] if declared is not None else []
+
+
+def _matches(schema: Any, value: Any) -> bool:
+    if not isinstance(schema, Mapping):
+        return False
+    types = _type_list(schema)
+    if not types:
+        return True
+    if value is None:
+        return "null" in types
+    if isinstance(value, bool):
+        return "boolean" in types
+    if isinstance(value, int):
+        return "integer" in types or "number" in types
+    if isinstance(value, (float, Decimal)):
+        return "number" in types
+    if isinstance(value, str):
+        return "string" in types
+    if isinstance(value, dict):
+        return "object" in types
+    if isinstance(value, list):
+        return "array" in types
+    return False
+
+
+def _resolve(schema: Mapping[str, Any] | None, value: Any) -> Mapping[str, Any] | None:
+    """The subschema that types ``value``: for ``anyOf``/``oneOf``, the first that fits it.
+
+    A type list of several non-null types (``["integer", "string"]``) leaves the value's own
+    type to decide, so such a field can split (SPEC §12.3).
+    """
+    if not isinstance(schema, Mapping):
+        return None
+    for keyword in ("anyOf", "oneOf"):
+        options = schema.get(keyword)
+        if isinstance(options, list):
+            if value is None:  # a null takes the type of the first typed option, for its column
+                fits = [o for o in options if _declared_type(o) is not None]
+            else:
+                fits = [o for o in options if _matches(o, value) and _type_list(o)]
+            return _resolve(fits[0], value) if fits else None
+    return schema
+
+
+def _property(schema: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    if schema is None:
+        return None
+    properties = schema.get("properties")
+    sub = properties.get(key) if isinstance(properties, Mapping) else None
+    return sub if isinstance(sub, Mapping) else None
+
+
+def _items(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    items = schema.get("items") if schema is not None else None
+    return items if isinstance(items, Mapping) else None
