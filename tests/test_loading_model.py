@@ -3,7 +3,10 @@ table metadata and ``_sdc_rejected``, each read back from the SQLite file."""
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from .conftest import TRANSIT, Api, db_path, db_rows, record, rejected_rows
@@ -400,3 +403,25 @@ async def test_each_unloadable_record_is_logged_in_sdc_rejected_and_touches_noth
         (10, f"Table name r__{'n' * 70} is longer than 63 characters"),
     ]
     assert db_rows(settings, "r__items") == []
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def test_the_readme_example_produces_exactly_the_rows_it_shows(
+    api: Api, settings: Any
+) -> None:
+    example = (REPO / "examples" / "customers.push.json").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert example.strip() in readme
+    assert (await api.push(json.loads(example))).status == 201
+    queries = re.findall(r"^\$ sqlite3 -header customers\.sqlite3 '(.*)'$", readme, re.MULTILINE)
+    assert len(queries) == 3
+    with sqlite3.connect(db_path(settings, "customers")) as db:
+        for query in queries:
+            cursor = db.execute(query)
+            lines = ["|".join(d[0] for d in cursor.description)]
+            lines += ["|".join("" if v is None else str(v) for v in row) for row in cursor]
+            shown = "\n".join(lines)
+            assert f"$ sqlite3 -header customers.sqlite3 '{query}'\n{shown}\n" in readme
+    db.close()

@@ -177,3 +177,91 @@ async def test_target_stitch_stops_on_a_400_and_prints_the_stitch_error(
     assert "Error persisting data to Stitch: 400" in err
     assert "did not conform to schema" in err
     assert out == "" and db_rows(settings, "accounts") == []
+
+
+NESTED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "profile": {
+            "type": ["null", "object"],
+            "properties": {"age": {"type": ["null", "integer"]}},
+        },
+        "orders": {
+            "type": ["null", "array"],
+            "items": {
+                "type": "object",
+                "properties": {
+                    "sku": {"type": "string"},
+                    "qty": {"type": "integer"},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+        "amount": {"type": ["null", "number"]},
+        "updated": {"type": ["null", "string"], "format": "date-time"},
+    },
+}
+
+
+async def test_target_stitch_nested_singer_records_load_into_subtables(
+    client: Any, token: str, settings: Any, clients_bin: Path, tmp_path: Path
+) -> None:
+    record = {
+        "id": 1,
+        "profile": {"age": 30},
+        "orders": [{"sku": "a", "qty": 1, "tags": ["x", "y"]}, {"sku": "b", "qty": 2, "tags": []}],
+        "amount": 15,
+        "updated": "2026-01-02T03:04:05Z",
+    }
+    lines = [
+        {"type": "SCHEMA", "stream": "people", "schema": NESTED_SCHEMA, "key_properties": ["id"]},
+        {"type": "RECORD", "stream": "people", "record": record},
+        {"type": "STATE", "value": {"done": True}},
+    ]
+    stream = "\n".join(json.dumps(line) for line in lines) + "\n"
+    config = singer_config(tmp_path, client, token)
+    code, out, err = await run(clients_bin / "target-stitch", "-c", config, stdin=stream)
+    assert code == 0, err
+    assert out.strip() == '{"done": true}'
+    assert db_rows(settings, "people") == [
+        {"id": 1, "profile__age": 30, "amount": 15.0, "updated": "2026-01-02T03:04:05.000000Z"}
+    ]
+    assert db_rows(settings, "people__orders") == [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]
+    tags = db_rows(settings, "people__orders__tags", system=True)
+    assert [
+        (t["_sdc_source_key_id"], t["_sdc_level_0_id"], t["_sdc_level_1_id"], t["value"])
+        for t in tags
+    ] == [
+        (1, 0, 0, "x"),
+        (1, 0, 1, "y"),
+    ]
+
+
+WIDE_PUSH = """
+import collections, collections.abc, sys
+for name in collections.abc.__all__:
+    if not hasattr(collections, name):
+        setattr(collections, name, getattr(collections.abc, name))
+from stitchclient.client import Client
+
+url, token = sys.argv[1:3]
+with Client(7723, token, override_stitch_url=url) as client:
+    client.push({"action": "upsert", "table_name": "wide", "key_names": ["id"], "sequence": 1,
+                 "data": {"id": 1, **{f"k{i:04d}": i for i in range(1960)}}})
+    client.push({"action": "upsert", "table_name": "wide", "key_names": ["id"], "sequence": 2,
+                 "data": {"id": 2, "k0000": -1, "k1959": -2}})
+"""
+
+
+async def test_stitchclient_bodies_past_the_transit_cache_size_decode_right(
+    client: Any, token: str, settings: Any, clients_bin: Path
+) -> None:
+    """More than 1,936 cached strings in one body (SPEC §11.3, §15 Q10); SQLite holds 2,000
+    columns, so one record of 1,960 fields is about the widest that gets there."""
+    url = str(client.make_url("/v2/import/push"))
+    code, _, err = await run(clients_bin / "python", "-c", WIDE_PUSH, url, token)
+    assert code == 0, err
+    first, second = db_rows(settings, "wide")
+    assert first == {"id": 1, **{f"k{i:04d}": i for i in range(1960)}}
+    assert {k: v for k, v in second.items() if v is not None} == {"id": 2, "k0000": -1, "k1959": -2}
