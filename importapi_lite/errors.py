@@ -31,9 +31,6 @@ from typing import Any
 
 Body = dict[str, Any] | str
 
-MAX_SEQUENCE = 9223372036854775807
-MIN_SEQUENCE = -9223372036854775808
-
 
 class ImportApiError(Exception):
     """Base of every error we raise on purpose. ``body()`` is what goes on the wire."""

@@ -41,10 +41,6 @@ class TableBatch:
     # Batch only: the JSON schema of each message's data (the loading model types columns by it).
     schema: dict[str, Any] | None = field(default=None, compare=False)
 
-    @property
-    def record_count(self) -> int:
-        return len(self.messages)
-
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:

@@ -152,19 +152,27 @@ class Store:
             for r in rejections
         ]
         with _unavailable_on_disk_faults():
-            async with self._table_db(path) as tdb:
-                await tdb.conn.execute(_REJECTED_DDL)
-                await tdb.conn.executemany(
-                    f"INSERT INTO {sql.q(REJECTED_TABLE)} VALUES (?, ?, ?, ?)", rows
-                )
+            async with self._table_db(path, (_REJECTED_DDL,)) as tdb:
+                await tdb.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    await tdb.conn.executemany(
+                        f"INSERT INTO {sql.q(REJECTED_TABLE)} VALUES (?, ?, ?, ?)", rows
+                    )
+                    await tdb.conn.execute("COMMIT")
+                except BaseException:
+                    await _rollback(tdb.conn)
+                    raise
         logger.info("rejected %d record(s) for table %r", len(rows), table_name)
 
     @asynccontextmanager
-    async def _table_db(self, path: Path) -> AsyncIterator[_TableDb]:
+    async def _table_db(
+        self, path: Path, ddl: tuple[str, ...] = sql.METADATA_DDL
+    ) -> AsyncIterator[_TableDb]:
+        """The open database at ``path`` (opened, with ``ddl`` run, on first use), locked."""
         async with self._pool_lock:
             tdb = self._open.get(path)
             if tdb is None:
-                tdb = _TableDb(path, await _connect(path))
+                tdb = _TableDb(path, await _connect(path, ddl))
                 self._open[path] = tdb
                 await self._evict_idle()
             else:
@@ -186,7 +194,7 @@ class Store:
                 await tdb.conn.close()
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+async def _connect(path: Path, ddl: tuple[str, ...]) -> aiosqlite.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
@@ -194,7 +202,7 @@ async def _connect(path: Path) -> aiosqlite.Connection:
         # FULL: a 2xx means the data survives power loss, not just a process crash.
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA busy_timeout=5000")
-        for statement in sql.METADATA_DDL:
+        for statement in ddl:
             await conn.execute(statement)
     except BaseException:
         await conn.close()
