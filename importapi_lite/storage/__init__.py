@@ -17,11 +17,10 @@ import logging
 import os
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
@@ -301,18 +300,16 @@ async def _stage_children(
             await db.executemany(sql.insert_sql(stage, [sql.ORDINAL, *columns]), rows)
 
 
-class _unavailable_on_disk_faults:
+@contextmanager
+def _unavailable_on_disk_faults() -> Iterator[None]:
     """Turn disk and database faults into 503s; anything else is a bug and propagates."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, sqlite3.Error) and (
-            getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNAVAILABLE_CODES
-        ):
-            logger.warning("storage unavailable: %s", exc)
-            raise ServiceUnavailable() from exc
-        if isinstance(exc, OSError):
-            logger.warning("storage unavailable: %s", exc)
-            raise ServiceUnavailable() from exc
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _UNAVAILABLE_CODES:
+            raise
+        logger.warning("storage unavailable: %s", exc)
+        raise ServiceUnavailable() from exc
+    except OSError as exc:
+        logger.warning("storage unavailable: %s", exc)
+        raise ServiceUnavailable() from exc
