@@ -23,6 +23,7 @@ from .shape import (
     TIMESTAMP,
     Cell,
     Shaped,
+    compile_schema,
     parse_timestamp,
     shape,
     utc_text,
@@ -100,6 +101,11 @@ class TableInfo:
     key_columns: tuple[str, ...]  # the SQL primary key
     key_names: tuple[str, ...]  # top-level: the Stitch key_names; subtables: ()
     columns: dict[str, str] = field(default_factory=dict)  # every column → Stitch type, in order
+    # Each column by its name as SQLite compares names (ASCII case folded), to find collisions.
+    folded: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.folded = {fold(c): c for c in self.columns}
 
     @property
     def data_columns(self) -> list[str]:
@@ -168,6 +174,7 @@ def raw_record(message: Message) -> dict[str, Any]:
 def plan_load(batch: TableBatch, layout: Layout, received_at: str, batched_at: str) -> LoadPlan:
     working = {name: _copy(info) for name, info in layout.items()}
     placer = _Placer(batch.table_name, working, received_at, batched_at)
+    schema = compile_schema(batch.schema)
     steps: list[RowsStep | ActivateVersion] = []
     rejected: list[Rejection] = []
     for message in batch.messages:
@@ -176,7 +183,7 @@ def plan_load(batch: TableBatch, layout: Layout, received_at: str, batched_at: s
                 steps.append(message)
             continue
         try:
-            point = placer.place(message, shape(message.data, batch.schema))
+            point = placer.place(message, shape(message.data, schema))
         except _Rejected as exc:
             rejected.append(Rejection(exc.reason, raw_record(message)))
             continue
@@ -207,6 +214,13 @@ def _copy(info: TableInfo) -> TableInfo:
     return TableInfo(info.name, info.parent, info.key_columns, info.key_names, dict(info.columns))
 
 
+def _writable(staged: Layout, info: TableInfo) -> TableInfo:
+    """The data point's own copy of a table, made the first time it needs to change it."""
+    if info.name not in staged:
+        staged[info.name] = _copy(info)
+    return staged[info.name]
+
+
 class _Placer:
     """Places shaped data points into the tables of one file, growing them as needed."""
 
@@ -221,7 +235,7 @@ class _Placer:
         problem = table_name_problem(self.table)
         if problem is not None:
             raise _Rejected(problem)
-        # Every change is made to copies, adopted only if the whole data point fits.
+        # Every change is made to copies (``staged``), adopted only if the whole data point fits.
         staged: Layout = {}
         parent = self._table(staged, self.table, None, message.key_names, shaped)
         if parent.key_names != message.key_names:
@@ -233,7 +247,7 @@ class _Placer:
             BATCHED_AT: self.batched_at,
         }
         extracted = {EXTRACTED_AT: extracted_at(message.time_extracted)}
-        row = self._row(parent, shaped.cells, system | extracted)
+        row = self._row(staged, parent, shaped.cells, system | extracted)
         if not message.key_names:
             row[PRIMARY_KEY] = str(uuid.uuid4())  # append-only rows get a random id (SPEC §10.3)
         links = {source_key_column(k): row[k] for k in parent.key_columns}
@@ -246,7 +260,7 @@ class _Placer:
             info = self._table(staged, name, parent, (), None, depth=len(child.levels))
             levels = {level_column(n): i for n, i in enumerate(child.levels)}
             base = links | levels | system
-            children.setdefault(name, []).append(self._row(info, child.cells, base))
+            children.setdefault(name, []).append(self._row(staged, info, child.cells, base))
         for info in staged.values():
             if len(info.columns) > MAX_COLUMNS:
                 raise _Rejected(
@@ -265,12 +279,9 @@ class _Placer:
         shaped: Shaped | None,
         depth: int = 0,
     ) -> TableInfo:
-        if name in staged:
-            return staged[name]
-        known = self.layout.get(name)
+        known = staged.get(name) or self.layout.get(name)
         if known is not None:
-            staged[name] = _copy(known)
-            return staged[name]
+            return known
         if any(fold(other) == fold(name) for other in (*self.layout, *staged)):
             raise _Rejected(f"Table name collision on {name}")  # SQLite ignores the case
         if parent is None:
@@ -290,45 +301,52 @@ class _Placer:
         staged[name] = info
         return info
 
-    def _row(self, info: TableInfo, cells: list[Cell], base: dict[str, Any]) -> dict[str, Any]:
+    def _row(
+        self, staged: Layout, info: TableInfo, cells: list[Cell], base: dict[str, Any]
+    ) -> dict[str, Any]:
         row = dict(base)
-        folded = {fold(c): c for c in info.columns}
         for cell in cells:
-            column = _column_for(info, folded, cell)
-            if column is None:
-                continue
+            if cell.type is None:
+                _check_field_name(cell.name)
+                continue  # a null fits any column; absent columns read as NULL
+            # The common case first: a data column of this type exists. System columns all
+            # start with "_", and so must never be matched here (reserved names, SPEC §8).
+            if info.columns.get(cell.name) == cell.type and cell.name[:1] != "_":
+                column = cell.name
+            else:
+                info = _writable(staged, info)
+                column = _column_for(info, cell.name, cell.type)
             if column in row:
                 raise _Rejected(f"Field collision on {column}")
             row[column] = cell.value
         return row
 
 
-def _column_for(info: TableInfo, folded: dict[str, str], cell: Cell) -> str | None:
-    """The column a cell loads into, added to ``info`` if new; None for an untyped null."""
-    problem = _field_problem(cell.name)
+def _check_field_name(name: str) -> None:
+    problem = _field_problem(name)
     if problem is not None:
         raise _Rejected(problem)
-    if cell.type is None:
-        return None  # a null fits any column; absent columns read as NULL
-    if cell.name in info.key_columns and info.columns[cell.name] != cell.type:
-        raise _Rejected(
-            f"Key column {cell.name} changed type from {info.columns[cell.name]} to {cell.type}"
-        )
-    column = cell.name
-    if _claim(info, folded, column, cell.type):
-        return column
-    split = f"{cell.name}__{SUFFIXES[cell.type]}"
-    if _claim(info, folded, split, cell.type):
+
+
+def _column_for(info: TableInfo, name: str, type_: str) -> str:
+    """The column a value of ``type_`` for field ``name`` loads into, added to ``info`` if new."""
+    _check_field_name(name)
+    if name in info.key_columns and info.columns[name] != type_:
+        raise _Rejected(f"Key column {name} changed type from {info.columns[name]} to {type_}")
+    if _claim(info, name, type_):
+        return name
+    split = f"{name}__{SUFFIXES[type_]}"
+    if _claim(info, split, type_):
         return split
     raise _Rejected(f"Field collision on {split}")
 
 
-def _claim(info: TableInfo, folded: dict[str, str], column: str, type_: str) -> bool:
+def _claim(info: TableInfo, column: str, type_: str) -> bool:
     """Whether ``column`` holds ``type_``, creating it if it does not exist yet."""
-    existing = folded.get(fold(column))
+    existing = info.folded.get(fold(column))
     if existing is None:
         info.columns[column] = type_
-        folded[fold(column)] = column
+        info.folded[fold(column)] = column
         return True
     if existing != column:  # SQLite would see the same column (SPEC §13.8)
         raise _Rejected(f"Field collision on {column}")

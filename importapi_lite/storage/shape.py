@@ -90,7 +90,48 @@ def decimal_text(value: Decimal) -> str:
     return str(value)
 
 
-def shape(data: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> Shaped:
+@dataclass(frozen=True, slots=True)
+class SchemaNode:
+    """A JSON schema compiled once per batch into what shaping needs of it."""
+
+    declared: str | None  # the Stitch type of a scalar under it, if it names exactly one
+    types: tuple[str, ...]  # the JSON types it lists, for choosing among anyOf options
+    properties: Mapping[str, SchemaNode]
+    items: SchemaNode | None
+    options: tuple[SchemaNode, ...]  # anyOf / oneOf
+
+
+_JSON_TYPES = {"integer": INTEGER, "number": DOUBLE, "boolean": BOOLEAN, "string": STRING}
+
+
+def compile_schema(schema: Any) -> SchemaNode | None:
+    """The parts of a (validated) JSON schema that type and shape values; None if it has none."""
+    if not isinstance(schema, Mapping):
+        return None
+    declared = schema.get("type")
+    types = tuple(declared if isinstance(declared, list) else [declared] if declared else [])
+    scalars = [t for t in types if t != "null"]
+    stitch_type = _JSON_TYPES.get(scalars[0]) if len(scalars) == 1 else None
+    if stitch_type == STRING and schema.get("format") == "date-time":
+        stitch_type = TIMESTAMP
+    properties = schema.get("properties")
+    options = next(
+        (o for o in (schema.get("anyOf"), schema.get("oneOf")) if isinstance(o, list)), []
+    )
+    return SchemaNode(
+        declared=stitch_type,
+        types=types,
+        properties={
+            k: node
+            for k, v in (properties.items() if isinstance(properties, Mapping) else ())
+            if (node := compile_schema(v)) is not None
+        },
+        items=compile_schema(schema.get("items")),
+        options=tuple(node for o in options if (node := compile_schema(o)) is not None),
+    )
+
+
+def shape(data: Mapping[str, Any], schema: SchemaNode | None = None) -> Shaped:
     """Flatten one record's ``data`` into typed cells and subtable rows."""
     shaped = Shaped()
     _flatten(data, schema, "", "", (), shaped.cells, shaped.children)
@@ -99,37 +140,40 @@ def shape(data: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> S
 
 def _flatten(
     obj: Mapping[str, Any],
-    schema: Mapping[str, Any] | None,
+    schema: SchemaNode | None,
     prefix: str,
     path: str,
     levels: tuple[int, ...],
     cells: list[Cell],
     children: list[ChildRow],
 ) -> None:
+    properties = schema.properties if schema is not None else {}
     for key, value in obj.items():
         name = f"{prefix}__{key}" if prefix else key
-        sub = _resolve(_property(schema, key), value)
+        sub = _resolve(properties.get(key), value)
         if isinstance(value, dict):
             _flatten(value, sub, name, path, levels, cells, children)
         elif isinstance(value, list):
             array_path = f"{path}__{name}" if path else name
+            items = sub.items if sub is not None else None
             for index, element in enumerate(value):
-                _element(element, _items(sub), array_path, (*levels, index), children)
+                _element(element, items, array_path, (*levels, index), children)
         else:
             cells.append(typed(value, sub, name))
 
 
 def _element(
     element: Any,
-    schema: Mapping[str, Any] | None,
+    schema: SchemaNode | None,
     path: str,
     levels: tuple[int, ...],
     children: list[ChildRow],
 ) -> None:
     sub = _resolve(schema, element)
     if isinstance(element, list):  # arrays of arrays: rows of ``<path>__value`` (SPEC §13.4)
+        items = sub.items if sub is not None else None
         for index, inner in enumerate(element):
-            _element(inner, _items(sub), f"{path}__{ARRAY_OF_ARRAYS}", (*levels, index), children)
+            _element(inner, items, f"{path}__{ARRAY_OF_ARRAYS}", (*levels, index), children)
         return
     row = ChildRow(path, levels)
     children.append(row)
@@ -139,18 +183,15 @@ def _element(
         row.cells.append(typed(element, sub, SCALAR_VALUE))
 
 
-def typed(value: Any, schema: Mapping[str, Any] | None, name: str) -> Cell:
+def typed(value: Any, schema: SchemaNode | None, name: str) -> Cell:
     """A scalar as a cell: the schema's type where it gives one, else the value's own."""
-    declared = _declared_type(schema)
+    declared = schema.declared if schema is not None else None
     if value is None:
         return Cell(name, None, declared)
     if declared == INTEGER and isinstance(value, int) and not isinstance(value, bool):
         return Cell(name, value, INTEGER) if value in INT64 else Cell(name, str(value), DECIMAL)
-    if (
-        declared == DOUBLE
-        and isinstance(value, (int, float, Decimal))
-        and not isinstance(value, bool)
-    ):
+    is_number = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+    if declared == DOUBLE and is_number:
         return Cell(name, float(value), DOUBLE)  # 15 under "number" loads as 15.0, no split
     if declared == TIMESTAMP and isinstance(value, str):
         stamp = parse_timestamp(value)
@@ -173,34 +214,10 @@ def _own_type(value: Any, name: str) -> Cell:
     return Cell(name, str(value), STRING)
 
 
-_JSON_TYPES = {"integer": INTEGER, "number": DOUBLE, "boolean": BOOLEAN, "string": STRING}
-
-
-def _declared_type(schema: Mapping[str, Any] | None) -> str | None:
-    """The one non-null scalar type a schema declares, or None."""
-    if not schema:
-        return None
-    types = [t for t in _type_list(schema) if t != "null"]
-    if len(types) != 1 or types[0] not in _JSON_TYPES:
-        return None
-    if types[0] == "string" and schema.get("format") == "date-time":
-        return TIMESTAMP
-    return _JSON_TYPES[types[0]]
-
-
-def _type_list(schema: Mapping[str, Any]) -> list[Any]:
-    declared = schema.get("type")
-    if isinstance(declared, list):
-        return declared
-    return [declared] if declared is not None else []
-
-
-def _matches(schema: Any, value: Any) -> bool:
-    if not isinstance(schema, Mapping):
-        return False
-    types = _type_list(schema)
+def _matches(node: SchemaNode, value: Any) -> bool:
+    types = node.types
     if not types:
-        return True
+        return False  # an option without a type cannot say it fits
     if value is None:
         return "null" in types
     if isinstance(value, bool):
@@ -213,38 +230,19 @@ def _matches(schema: Any, value: Any) -> bool:
         return "string" in types
     if isinstance(value, dict):
         return "object" in types
-    if isinstance(value, list):
-        return "array" in types
-    return False
+    return isinstance(value, list) and "array" in types
 
 
-def _resolve(schema: Mapping[str, Any] | None, value: Any) -> Mapping[str, Any] | None:
+def _resolve(schema: SchemaNode | None, value: Any) -> SchemaNode | None:
     """The subschema that types ``value``: for ``anyOf``/``oneOf``, the first that fits it.
 
     A type list of several non-null types (``["integer", "string"]``) leaves the value's own
     type to decide, so such a field can split (SPEC §12.3).
     """
-    if not isinstance(schema, Mapping):
-        return None
-    for keyword in ("anyOf", "oneOf"):
-        options = schema.get(keyword)
-        if isinstance(options, list):
-            if value is None:  # a null takes the type of the first typed option, for its column
-                fits = [o for o in options if _declared_type(o) is not None]
-            else:
-                fits = [o for o in options if _matches(o, value) and _type_list(o)]
-            return _resolve(fits[0], value) if fits else None
-    return schema
-
-
-def _property(schema: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
-    if schema is None:
-        return None
-    properties = schema.get("properties")
-    sub = properties.get(key) if isinstance(properties, Mapping) else None
-    return sub if isinstance(sub, Mapping) else None
-
-
-def _items(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    items = schema.get("items") if schema is not None else None
-    return items if isinstance(items, Mapping) else None
+    if schema is None or not schema.options:
+        return schema
+    if value is None:  # a null takes the type of the first typed option, for its column
+        fits = [o for o in schema.options if o.declared is not None]
+    else:
+        fits = [o for o in schema.options if _matches(o, value)]
+    return _resolve(fits[0], value) if fits else None

@@ -8,10 +8,12 @@ The records are validated with ``jsonschema`` under Draft 4, ``format`` not enfo
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import referencing
 import referencing.exceptions
@@ -80,13 +82,31 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_TYPE_CHECKS = {
+    "String": lambda value: isinstance(value, str),
+    "JSONObject": lambda value: isinstance(value, dict),
+    "JSONArray": lambda value: isinstance(value, list),
+    "Integer": is_integer,
+}
+
+
 def _has_type(value: Any, name: str) -> bool:
-    return {
-        "String": isinstance(value, str),
-        "JSONObject": isinstance(value, dict),
-        "JSONArray": isinstance(value, list),
-        "Integer": is_integer(value),
-    }[name]
+    return bool(_TYPE_CHECKS[name](value))
+
+
+def _is_well_formed(message: Any) -> bool:
+    """The shapes target-stitch sends, checked cheaply before the full ``oneOf`` analysis."""
+    if not isinstance(message, dict) or not is_integer(message.get("sequence")):
+        return False
+    action = message.get("action")
+    if action == "upsert":
+        extracted = message.get("time_extracted", "")
+        return (
+            isinstance(message.get("data"), dict)
+            and isinstance(extracted, str)
+            and message.keys() <= UPSERT_FIELDS.keys()
+        )
+    return action == "activate_version" and len(message) == 2
 
 
 def _failed(violations: list[Violation]) -> BatchInvalid:
@@ -174,6 +194,8 @@ def _branch_violations(
 
 def _check_message(message: Any, index: int) -> None:
     """A message must match exactly one of the upsert and activate_version object schemas."""
+    if _is_well_formed(message):
+        return
     pointer = f"#/messages/{index}"
     if not isinstance(message, dict):
         raise _failed([(pointer, f"expected type: JSONObject, found: {type_name(message)}")])
@@ -230,7 +252,43 @@ def _unknown_types(schema: Any) -> Iterator[str]:
 _NO_RETRIEVAL = referencing.Registry()
 
 
-def _validator(schema: dict[str, Any]) -> jsonschema.Draft4Validator:
+class _RecordValidator:
+    """Draft-4 validation of records: fast, with the reference validator's words on failure.
+
+    ``fastjsonschema`` compiles the schema to Python and checks a record ~20x faster than
+    ``jsonschema``, which stays the reference: it alone decides a failure and words it (SPEC
+    §5.4). Schemas with a ``$ref`` skip the fast path, since fastjsonschema would fetch remote
+    references; ``use_default=False`` keeps it from filling defaults into the data.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.reference = jsonschema.Draft4Validator(schema, registry=_NO_RETRIEVAL)
+        self.fast: Any = None
+        if "$ref" not in json.dumps(schema):
+            try:
+                self.fast = fastjsonschema.compile(
+                    {**schema, "$schema": DRAFT_4}, use_default=False, use_formats=False
+                )
+            except (fastjsonschema.JsonSchemaDefinitionException, RecursionError, ValueError):
+                self.fast = None  # what it cannot compile, the reference still checks
+
+    def errors(self, data: dict[str, Any]) -> list[jsonschema.ValidationError]:
+        if self.fast is not None:
+            try:
+                self.fast(data)
+                return []
+            except fastjsonschema.JsonSchemaValueException:
+                pass
+        return list(self.reference.iter_errors(data))
+
+
+DRAFT_4 = "http://json-schema.org/draft-04/schema#"
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(schema_text: str) -> _RecordValidator:
+    """Validators by schema: target-stitch sends the same schema with every batch."""
+    schema = json.loads(schema_text)
     unknown = next(_unknown_types(schema), None)
     if unknown is not None:
         raise BatchInvalid(f"Invalid JSON schema: unknown type: [{unknown}]")
@@ -240,7 +298,17 @@ def _validator(schema: dict[str, Any]) -> jsonschema.Draft4Validator:
         raise BatchInvalid(
             f"Invalid JSON schema: {_pointer(exc.absolute_path)}: {exc.message}"
         ) from None
-    return jsonschema.Draft4Validator(schema, registry=_NO_RETRIEVAL)
+    except RecursionError:
+        raise BatchInvalid("Invalid JSON schema: nested too deeply") from None
+    return _RecordValidator(schema)
+
+
+def _validator(schema: dict[str, Any]) -> _RecordValidator:
+    try:
+        text = json.dumps(schema, sort_keys=True)
+    except RecursionError:
+        raise BatchInvalid("Invalid JSON schema: nested too deeply") from None
+    return _compiled(text)
 
 
 def _pointer(path: Any) -> str:
@@ -248,13 +316,13 @@ def _pointer(path: Any) -> str:
 
 
 def _check_record(
-    validator: jsonschema.Draft4Validator,
+    validator: _RecordValidator,
     data: dict[str, Any],
     index: int,
     key_names: tuple[str, ...],
 ) -> None:
     try:
-        errors = list(validator.iter_errors(data))
+        errors = validator.errors(data)
     except (referencing.exceptions.Unresolvable, RecursionError) as exc:
         raise BatchInvalid(f"Invalid JSON schema: {exc}") from None
     if errors:
