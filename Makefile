@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all install run serve test lint fmt clean
+.PHONY: all install run serve test lint fmt bench clean
 
 all: lint test
 
@@ -26,13 +26,17 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check importapi_lite tests
-	$(BIN)/ruff check importapi_lite tests
+	$(BIN)/ruff format --check importapi_lite tests bench
+	$(BIN)/ruff check importapi_lite tests bench
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format importapi_lite tests
-	$(BIN)/ruff check --fix importapi_lite tests
+	$(BIN)/ruff format importapi_lite tests bench
+	$(BIN)/ruff check --fix importapi_lite tests bench
+
+# Figures, not tests: the server against the bare SQLite ceiling (medians and ratios).
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py --runs 5
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache *.egg-info
