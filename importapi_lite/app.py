@@ -6,11 +6,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .keys import settings_key, store_key, tokens_key
+from .admin.faults import Faults
+from .admin.journal import Journal
+from .admin.routes import ADMIN_PREFIX, admin_app
+from .keys import admin_token_key, faults_key, journal_key, settings_key, store_key, tokens_key
 from .middleware import middlewares
 from .routes import setup_routes
 from .settings import Settings
 from .storage import Store
+from .storage.admin_token import AdminToken
 from .storage.tokens import TokenStore
 
 
@@ -19,9 +23,20 @@ def create_app(settings: Settings) -> web.Application:
     # limit, so this stays above it and the Stitch-shaped 413 is always ours (SPEC §8).
     app = web.Application(middlewares=middlewares(), client_max_size=settings.max_body_bytes + 1)
     app[settings_key] = settings
+    secret = None if settings.admin_token is None else settings.admin_token.reveal()
+    app[admin_token_key] = AdminToken(settings.data_dir, secret)
+    app[journal_key] = Journal(settings.journal_size)
+    app[faults_key] = Faults()
     app.cleanup_ctx.append(_storage)
+    app.on_shutdown.append(_stop_waiters)
     setup_routes(app)
+    app.add_subapp(ADMIN_PREFIX, admin_app())
     return app
+
+
+async def _stop_waiters(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for open requests: end long-polls now, not at timeout.
+    app[store_key].stop_waiters()
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:

@@ -1,4 +1,5 @@
-"""The ``importapi-lite`` command: serve, tokens, integrations. Thin: parse, call, print.
+"""The ``importapi-lite`` command: serve, tokens, integrations, and the store commands (tables,
+rows, reset, admin-token; ``store_commands.py``). Thin: parse, call, print.
 
 Every option of ``serve`` is also an ``IMPORTAPI_LITE_*`` variable; flags win (``Settings``).
 """
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, store_commands
 from .settings import REGIONS, Settings
 from .storage.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
 
@@ -41,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int, help=Settings.help("max_body_bytes"))
     serve.add_argument("--region", choices=REGIONS, help=Settings.help("region"))
     serve.add_argument("--max-open-tables", type=int, help=Settings.help("max_open_tables"))
+    serve.add_argument(
+        "--journal-size", type=int, help=Settings.help("journal_size") + " [default: 1000]"
+    )
+    serve.add_argument(
+        "--admin-token",
+        help=Settings.help("admin_token")
+        + " Prefer IMPORTAPI_LITE_ADMIN_TOKEN: other users can see command lines.",
+    )
     serve.add_argument(
         "--dev-token",
         action="store_true",
@@ -82,7 +91,41 @@ def build_parser() -> argparse.ArgumentParser:
     set_state.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration name.")
     set_state.add_argument("state", choices=INTEGRATION_STATES, help="The new state.")
     _data_dir_option(set_state)
+    _store_commands(commands)
     return parser
+
+
+def _store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    admin_token = commands.add_parser(
+        "admin-token", help="Print the admin API token, creating it on first use (0600 file)."
+    )
+    _data_dir_option(admin_token)
+
+    tables = commands.add_parser("tables", help="List the stored tables with row counts.")
+    tables.add_argument("--client-id", type=int, help="Only this client's tables.")
+    tables.add_argument("--integration", help="Only this integration's tables.")
+    _data_dir_option(tables)
+
+    rows = commands.add_parser("rows", help="Print a table's rows as JSON Lines or CSV.")
+    rows.add_argument("table", metavar="TABLE", help="The table (or subtable) name.")
+    rows.add_argument(
+        "--format", choices=("jsonl", "csv"), default="jsonl", help="Output format [jsonl]."
+    )
+    rows.add_argument(
+        "--client-id", type=int, help="The client; needed only if several have the table."
+    )
+    rows.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration name.")
+    _data_dir_option(rows)
+
+    reset = commands.add_parser(
+        "reset",
+        help="Delete stored data: everything, one client, or one table (tokens are kept). "
+        "With a server running, use the admin API's DELETE routes instead.",
+    )
+    reset.add_argument("--client-id", type=int, help="Only this client's data.")
+    reset.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration of --table.")
+    reset.add_argument("--table", help="Only this top-level table (and its subtables).")
+    _data_dir_option(reset)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -100,6 +143,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                     "max_body_bytes",
                     "region",
                     "max_open_tables",
+                    "journal_size",
+                    "admin_token",
                 )
             },
         )
@@ -108,6 +153,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     if args.command == "serve":
         return _serve(settings, dev_token=args.dev_token)
+    if args.command in ("admin-token", "tables", "rows", "reset"):
+        return _store_command(args, settings)
     tokens = TokenStore(settings.data_dir)
     try:
         if args.command == "tokens":
@@ -120,6 +167,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 1
     finally:
         tokens.close()
+
+
+def _store_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.command == "admin-token":
+            return store_commands.admin_token(settings)
+        if args.command == "tables":
+            return store_commands.tables(settings, args.client_id, args.integration)
+        if args.command == "rows":
+            return store_commands.rows(
+                settings, args.table, args.client_id, args.integration, args.format
+            )
+        return store_commands.reset_store(settings, args.client_id, args.integration, args.table)
+    except store_commands.CommandError as exc:
+        print(f"importapi-lite: {exc}", file=sys.stderr)
+        return 1
 
 
 def _tokens(args: argparse.Namespace, tokens: TokenStore) -> int:
@@ -159,12 +222,19 @@ def ensure_dev_token(settings: Settings) -> Path:
 def _serve(settings: Settings, *, dev_token: bool) -> int:
     from aiohttp import web
 
+    from .admin.routes import ADMIN_PREFIX
     from .app import create_app
 
     url = f"http://{settings.host}:{settings.port}"
+    admin_hint = (
+        f"importapi-lite admin-token --data-dir {settings.data_dir}"
+        if settings.admin_token is None
+        else "the one given by --admin-token or IMPORTAPI_LITE_ADMIN_TOKEN"
+    )
     lines = [
         f"importapi-lite {__version__} serving the Stitch Import API v2 at {url}",
         f"data directory: {settings.data_dir.resolve()}",
+        f"admin API: {url}{ADMIN_PREFIX}/ (token: {admin_hint})",
     ]
     if dev_token:
         try:

@@ -17,11 +17,21 @@ validation, codecs and storage raise these without knowing about HTTP.
      │    └── MalformedBody         400  push and batch: + "error" (parser detail) and "input": null
      ├── BatchInvalid               400  batch: {"error": ...}
      ├── ValidationFailed           422  push/validate: {"status", "error", "errors": [...]}
+     ├── InternalServerError        500  [mock-defined body] (fault injection)
+     ├── TooManyRequests            429  [mock-defined body] (fault injection)
      ├── ServiceUnavailable         503  [mock-defined body]
-     └── GatewayTimeout             504  [mock-defined body]
+     ├── GatewayTimeout             504  [mock-defined body]
+     └── AdminError                 400  admin API: {"error": code, "message": ...}
+          ├── AdminUnauthorized     401  no admin token, or a wrong one
+          ├── AdminForbidden        403  a push token: it can never use the admin API
+          ├── AdminNotFound         404  unknown route, client, integration, table or fault
+          ├── AdminMethodNotAllowed 405
+          ├── AdminInternalError    500  a bug, logged with its traceback
+          └── AdminNotReady         503  readyz: the data directory cannot take writes
 
 Texts marked [mock-defined] are our choices where Stitch documents none (SPEC §15 Q3); they all
-live in this module so they can be changed in one place.
+live in this module so they can be changed in one place. The admin API is ours, not Stitch's:
+every admin error has the one shape of ``AdminError.body()``.
 """
 
 from __future__ import annotations
@@ -205,3 +215,79 @@ class GatewayTimeout(ImportApiError):
 
     def __init__(self) -> None:
         super().__init__("Gateway Timeout")  # [mock-defined]
+
+
+class InternalServerError(ImportApiError):
+    """An injected 500 (the base class's body, named for what it is)."""
+
+    def __init__(self) -> None:
+        super().__init__("Internal Server Error")  # [mock-defined]
+
+
+class TooManyRequests(ImportApiError):
+    status = 429
+
+    def __init__(self) -> None:
+        super().__init__("Too Many Requests")  # [mock-defined]
+
+
+class AdminError(ImportApiError):
+    """Every admin API error: ``{"error": code, "message": text}``; ``code`` is stable, for
+    programs, and ``message`` says what to do, for people."""
+
+    status = 400
+    code = "bad_request"
+
+    def body(self) -> Body:
+        return {"error": self.code, "message": self.message}
+
+
+class AdminUnauthorized(AdminError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The admin API needs 'Authorization: Bearer <admin token>'; "
+            "`importapi-lite admin-token` prints it"
+        )
+
+
+class AdminForbidden(AdminError):
+    status = 403
+    code = "forbidden"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This is a push token; the admin API needs the admin token "
+            "(`importapi-lite admin-token` prints it)"
+        )
+
+
+class AdminNotFound(AdminError):
+    status = 404
+    code = "not_found"
+
+    def __init__(self, message: str = "No such admin route") -> None:
+        super().__init__(message)
+
+
+class AdminMethodNotAllowed(AdminError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__("Method not allowed on this admin route")
+
+
+class AdminInternalError(AdminError):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self) -> None:
+        super().__init__("Internal error; the server log has the details")
+
+
+class AdminNotReady(AdminError):
+    status = 503
+    code = "not_ready"

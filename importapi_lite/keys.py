@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .admin.faults import Fault, Faults
+from .admin.journal import Journal
+from .models import LoadResult
 from .settings import Settings
 from .storage import Store
+from .storage.admin_token import AdminToken
 from .storage.tokens import Token, TokenStore
 
 settings_key = web.AppKey("settings", Settings)
 store_key = web.AppKey("store", Store)
 tokens_key = web.AppKey("tokens", TokenStore)
+admin_token_key = web.AppKey("admin_token", AdminToken)
+journal_key = web.AppKey("journal", Journal)
+faults_key = web.AppKey("faults", Faults)
 
 # Set by middleware for the handler (SPEC §3.3): who is asking, and the body as read.
 received_at_key = web.RequestKey("received_at", str)
 token_key = web.RequestKey("token", Token)
 media_type_key = web.RequestKey("media_type", str)
 body_key = web.RequestKey("body", bytes)
+
+# Set for the journal: what the loads did, and the fault injected into the request.
+load_results_key: web.RequestKey[list[LoadResult]] = web.RequestKey("load_results")
+fault_key = web.RequestKey("fault", Fault)

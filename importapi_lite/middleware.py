@@ -1,30 +1,51 @@
-"""Middleware, outermost first: errors, route, auth, media type, body size (SPEC §3.3 order).
+"""Middleware, outermost first: journal, errors, route, auth, media type, body size (SPEC §3.3
+order), then injected faults.
 
-``error_middleware`` is the only place an error becomes a response. The others raise
+``error_middleware`` is the only place an error becomes a response. The checks raise
 ``ImportApiError``s and leave, for the handler, the request's ``token``, ``media_type`` and
-``body`` (the raw bytes, already read within the size limit).
+``body`` (the raw bytes, already read within the size limit). Requests routed to a sub-application
+(the admin API) pass through all of these untouched: it has its own auth and routing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from .admin.faults import Fault, tables_named_in
+from .admin.journal import error_body
+from .codec import decode_body
 from .errors import (
     ConnectionNotActive,
+    GatewayTimeout,
     ImportApiError,
+    InternalServerError,
     InvalidRegion,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
 )
-from .keys import body_key, media_type_key, received_at_key, settings_key, token_key, tokens_key
-from .responses import json_response, text_response
-from .routes import endpoint_of
+from .keys import (
+    body_key,
+    fault_key,
+    faults_key,
+    journal_key,
+    load_results_key,
+    media_type_key,
+    received_at_key,
+    settings_key,
+    token_key,
+    tokens_key,
+)
+from .responses import batch_status, json_response, text_response
+from .routes import belongs_to_sub_app, endpoint_of
 from .storage.loading import now_text
 
 logger = logging.getLogger(__name__)
@@ -35,6 +56,65 @@ def render(error: ImportApiError) -> web.Response:
     if isinstance(body, str):
         return text_response(body, error.status)
     return json_response(body, error.status)
+
+
+@web.middleware
+async def journal_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record every Stitch API request in the journal as answered.
+
+    Outside ``error_middleware``, so it sees errors as rendered: the journal shows what the client
+    was told. Never the token, never the request body.
+    """
+    if belongs_to_sub_app(request):
+        return await handler(request)
+    time_ = now_text()
+    started = time.perf_counter()
+    status: int | None = None
+    response: web.StreamResponse | None = None
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        _record(request, response, status, time_, time.perf_counter() - started)
+
+
+def _record(
+    request: web.Request,
+    response: web.StreamResponse | None,
+    status: int | None,
+    time_: str,
+    duration: float,
+) -> None:
+    fault = request.get(fault_key)
+    if fault is not None and fault.drop:
+        status = None  # the answer built after the drop was never sent
+    error = None
+    if status is not None and status >= 400 and isinstance(response, web.Response):
+        raw = response.body if isinstance(response.body, bytes) else b""
+        is_json = (response.content_type or "").endswith("json")
+        error = error_body(raw.decode("utf-8", "replace"), is_json)
+    body = request.get(body_key)
+    token = request.get(token_key)
+    results = request.get(load_results_key, [])
+    request.config_dict[journal_key].record(
+        time=time_,
+        method=request.method,
+        path=request.path,
+        status=status,
+        duration_ms=round(duration * 1000, 3),
+        request_bytes=len(body) if body is not None else request.content_length or 0,
+        client_id=None if token is None else token.client_id,
+        tables=[r.table_name for r in results],
+        accepted=sum(r.accepted for r in results),
+        stale=sum(r.stale for r in results),
+        rejected=sum(r.rejected for r in results),
+        error=error,
+        fault=None if fault is None else fault.id,
+    )
 
 
 @web.middleware
@@ -59,6 +139,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def route_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """404 and 405 before anything else, so an unknown path never reaches auth."""
+    if belongs_to_sub_app(request):
+        return await handler(request)  # it answers its own 404 and 405
     request[received_at_key] = now_text()
     if endpoint_of(request) is None:
         exception = request.match_info.http_exception
@@ -127,11 +209,60 @@ async def body_size_middleware(request: web.Request, handler: Handler) -> web.St
     return await handler(request)
 
 
+@web.middleware
+async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Inject the fault the admin API set up for this data request, if any.
+
+    Innermost, so only a request that passed auth and the media-type and size checks is faulted
+    (a bad token still gets its 401). A faulted request stores nothing, except 202: stored, then
+    answered as Stitch answers a queued batch. A delay alone slows a request that then runs.
+    """
+    endpoint = endpoint_of(request)
+    if endpoint is None or not endpoint.media_types:
+        return await handler(request)
+    fault = request.config_dict[faults_key].take(endpoint.short_name, lambda: _tables_in(request))
+    if fault is None:
+        return await handler(request)
+    request[fault_key] = fault
+    if fault.delay_ms:
+        await asyncio.sleep(fault.delay_ms / 1000)
+    if fault.drop:
+        request.protocol.force_close()
+        return web.Response(status=500)  # never sent: aiohttp finds the connection closed
+    if fault.status is None:
+        return await handler(request)
+    if fault.status == 202:
+        await handler(request)
+        return batch_status("Accepted", "The batch is queued to be processed.", 202)
+    raise _fault_error(fault, len(request[body_key]))
+
+
+def _tables_in(request: web.Request) -> set[str]:
+    try:
+        return tables_named_in(decode_body(request[media_type_key], request[body_key]))
+    except ImportApiError:
+        return set()  # a body that does not parse names no table; it gets its 400 later
+
+
+def _fault_error(fault: Fault, size: int) -> ImportApiError:
+    if fault.status == 413:
+        return PayloadTooLarge(size)
+    if fault.status == 429:
+        return TooManyRequests()
+    if fault.status == 503:
+        return ServiceUnavailable()
+    if fault.status == 504:
+        return GatewayTimeout()
+    return InternalServerError()
+
+
 def middlewares() -> list[Middleware]:
     return [
+        journal_middleware,
         error_middleware,
         route_middleware,
         auth_middleware,
         media_type_middleware,
         body_size_middleware,
+        fault_middleware,
     ]

@@ -24,8 +24,12 @@ class Endpoint:
     unsupported_media: Callable[[str], ImportApiError] = UnsupportedMediaType
 
     @property
+    def short_name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
     def name(self) -> str:
-        return "stitch-" + self.path.rsplit("/", 1)[-1]  # aiohttp wants identifier-like names
+        return "stitch-" + self.short_name  # aiohttp wants identifier-like names
 
 
 ENDPOINTS = (
@@ -53,3 +57,8 @@ def endpoint_of(request: web.Request) -> Endpoint | None:
     if request.match_info.http_exception is not None:
         return None
     return _BY_NAME.get(request.match_info.route.name or "")
+
+
+def belongs_to_sub_app(request: web.Request) -> bool:
+    """Whether a sub-application (the admin API) routed the request: it is not a Stitch one."""
+    return len(request.match_info.apps) > 1

@@ -7,6 +7,7 @@ tests pass their own. Command-line flags override the environment (see ``cli.py`
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,29 @@ class SettingError(ValueError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field} {problem}")
         self.field = field
+
+
+class Secret:
+    """A secret setting: its repr hides the value, so Settings can be printed and logged."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(Secret)  # equal secrets must hash alike; the value itself stays out of it
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -43,9 +67,17 @@ class Settings:
     max_open_tables: int = _setting(
         64, "Table databases kept open at once (each holds a connection and a thread)."
     )
+    journal_size: int = _setting(
+        1000, "Requests of the Stitch API kept in the admin API's journal (0 keeps none)."
+    )
+    admin_token: Secret | None = _setting(
+        None, "Admin API token to accept instead of the one saved in DATA_DIR/admin-token."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if isinstance(self.admin_token, str):
+            object.__setattr__(self, "admin_token", Secret(self.admin_token))
         if not 1 <= self.max_body_bytes <= MAX_BODY_BYTES_CEILING:
             raise SettingError("max_body_bytes", f"must be between 1 and {MAX_BODY_BYTES_CEILING}")
         if self.region not in REGIONS:
@@ -54,6 +86,10 @@ class Settings:
             raise SettingError("port", "must be between 0 and 65535")
         if self.max_open_tables < 1:
             raise SettingError("max_open_tables", "must be at least 1")
+        if self.journal_size < 0:
+            raise SettingError("journal_size", "must not be negative")
+        if self.admin_token is not None and not self.admin_token.reveal().strip():
+            raise SettingError("admin_token", "must not be blank")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -87,6 +123,8 @@ def _cast(name: str, raw: str, type_name: Any) -> Any:
             return int(raw)
         if type_name in ("Path", Path):
             return Path(raw)
+        if type_name in ("Secret | None", Secret):
+            return Secret(raw)
         return raw
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a valid {type_name}") from None

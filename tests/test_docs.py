@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from importapi_lite.admin.routes import ADMIN_PREFIX, ROUTES
 from importapi_lite.cli import build_parser
 from importapi_lite.routes import ENDPOINTS
 from importapi_lite.settings import ENV_PREFIX, Settings
@@ -58,6 +59,11 @@ def test_every_setting_is_documented_with_its_variable(field: str) -> None:
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.path)
 def test_every_route_is_documented(endpoint: object) -> None:
     assert f"`{endpoint.method} {endpoint.path}`" in README  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_every_admin_route_is_documented(route: object) -> None:
+    assert f"`{route.method} {ADMIN_PREFIX}{route.path}`" in README  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", ["customers", "Users", "../etc"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -107,3 +108,22 @@ def test_serve_reuses_the_saved_dev_token_and_stops_cleanly_on_sigterm(
 
     ensure_dev_token(Settings(data_dir=data_dir))
     assert (data_dir / "dev-token").read_text() == token
+
+
+def test_serve_announces_the_admin_api_whose_token_the_cli_prints(server: tuple) -> None:
+    _, lines, data_dir = server
+    text = "".join(lines)
+    url = text[text.index("admin API: ") + len("admin API: ") :].split()[0]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/_importapi/v1/")
+    printed = subprocess.run(
+        [sys.executable, "-m", "importapi_lite", "admin-token", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    request = urllib.request.Request(
+        url + "clients", headers={"Authorization": "Bearer " + printed.stdout.strip()}
+    )
+    with urllib.request.urlopen(request) as response:
+        body = json.load(response)
+    assert body["clients"][0]["client_id"] == 7723

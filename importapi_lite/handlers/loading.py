@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from ..keys import received_at_key, store_key, token_key
+from ..keys import load_results_key, received_at_key, store_key, token_key
 from ..models import LoadResult, TableBatch
 from ..storage.tokens import Token
 
@@ -29,10 +29,11 @@ async def load_batches(request: web.Request, batches: list[TableBatch]) -> list[
         ),
         return_exceptions=True,
     )
+    results = [o for o in outcomes if isinstance(o, LoadResult)]
+    request[load_results_key] = results  # for the journal, even if another table failed
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    results = [o for o in outcomes if isinstance(o, LoadResult)]
     logger.info(
         "%s client=%s tables=%d accepted=%d stale=%d rejected=%d",
         request.path,

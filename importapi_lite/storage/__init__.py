@@ -6,7 +6,8 @@ for different tables commit in parallel. An ``asyncio.Lock`` per table serialise
 its connection; each request's data for a table is one ``BEGIN IMMEDIATE … COMMIT``.
 
 Storage raises ``ServiceUnavailable`` (503) for faults of the disk or database (full, read-only,
-I/O error, locked) and lets anything else through as a bug.
+I/O error, locked) and lets anything else through as a bug. ``remove`` deletes files for a reset
+after closing their connections; ``next_change`` lets a reader wait for the next commit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
@@ -70,6 +72,7 @@ class _TableDb:
     conn: aiosqlite.Connection
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
+    closed: bool = False  # by a reset, while someone waited for the lock: open the file afresh
 
 
 class Store:
@@ -78,6 +81,8 @@ class Store:
         self._max_open = max_open_tables
         self._open: OrderedDict[Path, _TableDb] = OrderedDict()
         self._pool_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self.is_stopping = False
 
     async def close(self) -> None:
         async with self._pool_lock:
@@ -114,6 +119,7 @@ class Store:
             async with self._table_db(path) as tdb:
                 plan, accepted = await self._load_in_transaction(tdb.conn, batch, received_at)
         await self._log_rejections(client_id, integration, batch.table_name, plan.rejected)
+        self._notify_change()
         return LoadResult(
             batch.table_name, accepted, plan.accepted_upserts - accepted, len(plan.rejected)
         )
@@ -163,25 +169,73 @@ class Store:
                     raise
         logger.info("rejected %d record(s) for table %r", len(rows), table_name)
 
+    def _notify_change(self) -> None:
+        self._changed.set()
+        if not self.is_stopping:
+            self._changed = asyncio.Event()
+
+    def next_change(self) -> asyncio.Event:
+        """An event set when the next load commits. Take it *before* reading what a load may
+        change, so a commit that lands during the read is not missed."""
+        return self._changed
+
+    def stop_waiters(self) -> None:
+        """Wake every reader waiting for a change, for good: the server is shutting down and
+        would otherwise wait for each long-poll to time out."""
+        self.is_stopping = True
+        self._changed.set()
+
+    async def remove(self, target: Path) -> bool:
+        """Delete a table's database file (with its WAL files) or a whole folder; True if
+        anything was there. Its open connections are closed first, waiting for their
+        transactions, and the pool stays locked until the files are gone, so no load can
+        reopen them half-deleted."""
+        async with self._pool_lock:
+            for path, tdb in list(self._open.items()):
+                if path == target or target in path.parents:
+                    del self._open[path]
+                    async with tdb.lock:
+                        tdb.closed = True
+                        await tdb.conn.close()
+            with _unavailable_on_disk_faults():
+                return await asyncio.to_thread(_delete, target)
+
+    async def forget_rejections(self, client_id: int, integration: str, table_name: str) -> None:
+        """Delete a table's records from ``_sdc_rejected`` (part of resetting that table)."""
+        path = integration_dir(self.data_dir, client_id, integration) / (
+            REJECTED_TABLE + ".sqlite3"
+        )
+        if not path.is_file():
+            return
+        with _unavailable_on_disk_faults():
+            async with self._table_db(path, (_REJECTED_DDL,)) as tdb:
+                await tdb.conn.execute(
+                    f"DELETE FROM {sql.q(REJECTED_TABLE)} WHERE table_name = ?", (table_name,)
+                )
+
     @asynccontextmanager
     async def _table_db(
         self, path: Path, ddl: tuple[str, ...] = sql.METADATA_DDL
     ) -> AsyncIterator[_TableDb]:
         """The open database at ``path`` (opened, with ``ddl`` run, on first use), locked."""
-        async with self._pool_lock:
-            tdb = self._open.get(path)
-            if tdb is None:
-                tdb = _TableDb(path, await _connect(path, ddl))
-                self._open[path] = tdb
-                await self._evict_idle()
-            else:
-                self._open.move_to_end(path)
-            tdb.users += 1
-        try:
-            async with tdb.lock:
-                yield tdb
-        finally:
-            tdb.users -= 1
+        while True:
+            async with self._pool_lock:
+                tdb = self._open.get(path)
+                if tdb is None:
+                    tdb = _TableDb(path, await _connect(path, ddl))
+                    self._open[path] = tdb
+                    await self._evict_idle()
+                else:
+                    self._open.move_to_end(path)
+                tdb.users += 1
+            try:
+                async with tdb.lock:
+                    if tdb.closed:
+                        continue  # a reset closed it while we waited: open the file afresh
+                    yield tdb
+                    return
+            finally:
+                tdb.users -= 1
 
     async def _evict_idle(self) -> None:
         """Close least-recently-used databases that nobody is using, down to the pool size."""
@@ -191,6 +245,20 @@ class Store:
             if tdb.users == 0:
                 del self._open[path]
                 await tdb.conn.close()
+
+
+def _delete(target: Path) -> bool:
+    if target.is_dir():
+        shutil.rmtree(target)
+        return True
+    found = False
+    for path in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+        try:
+            path.unlink()
+            found = True
+        except FileNotFoundError:
+            pass
+    return found
 
 
 async def _connect(path: Path, ddl: tuple[str, ...]) -> aiosqlite.Connection:

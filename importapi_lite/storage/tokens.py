@@ -171,6 +171,13 @@ class TokenStore:
         rows = self._db.execute(_SELECT + "ORDER BY t.created_at, t.id").fetchall()
         return [Token(*row[:7]) for row in rows]
 
+    def integrations(self) -> list[tuple[int, str, str]]:
+        """Every integration as ``(client_id, name, state)``, by client then name."""
+        rows = self._db.execute(
+            "SELECT client_id, name, state FROM integrations ORDER BY client_id, name"
+        ).fetchall()
+        return [(int(c), str(n), str(s)) for c, n, s in rows]
+
     def revoke(self, token_or_id: str) -> Token:
         """Revoke by token id or by secret. Revoking twice keeps the first time."""
         with self._transaction() as db:

@@ -1,0 +1,74 @@
+"""The request journal: the last N requests of the Stitch API, for the admin API to show.
+
+Pure data, no aiohttp: ``middleware.journal_middleware`` fills it. An entry never holds the token
+or the body of a request; only the body of an error answer (what the client was told).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_ERROR_BODY_CHARS = 16_384  # a 422 for 20,000 records is megabytes; keep the journal small
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    time: str  # when the request arrived, UTC
+    method: str
+    path: str  # never the query string
+    status: int | None  # None: the connection was dropped (by a fault) or the client went away
+    duration_ms: float
+    request_bytes: int  # body bytes read, or the Content-Length of a body never read
+    client_id: int | None = None  # the token's client, once authenticated
+    tables: list[str] = field(default_factory=list)
+    accepted: int = 0
+    stale: int = 0
+    rejected: int = 0
+    error: Any = None  # the body of a 4xx/5xx answer: its JSON, or its text
+    fault: int | None = None  # the id of the fault injected into this request
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def error_body(text: str, is_json: bool) -> Any:
+    """What the journal keeps of an error answer: parsed JSON if small enough, else text."""
+    if len(text) > MAX_ERROR_BODY_CHARS:
+        return text[:MAX_ERROR_BODY_CHARS] + "…"
+    if is_json:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+class Journal:
+    """A bounded, ordered log; the oldest entries fall off. Ids keep counting across clears."""
+
+    def __init__(self, size: int) -> None:
+        self._entries: deque[JournalEntry] = deque(maxlen=size)
+        self._ids = itertools.count(1)
+
+    def record(self, **fields: Any) -> JournalEntry:
+        entry = JournalEntry(id=next(self._ids), **fields)
+        self._entries.append(entry)
+        return entry
+
+    def entries(self, *, since: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """Oldest first; only ids above ``since``; the last ``limit`` of those."""
+        found = [e for e in self._entries if e.id > since]
+        if limit is None:
+            return found
+        return found[len(found) - limit :] if limit > 0 else []
+
+    def clear(self) -> int:
+        count = len(self._entries)
+        self._entries.clear()
+        return count

@@ -1,0 +1,303 @@
+"""Reading the store for the admin API and the CLI: what exists, a table's shape, its rows.
+
+Reads use their own read-only connections (``mode=ro``), never the writers' pool: in WAL mode
+they see the last commit without waiting for a load, and a table that is gone (reset) is
+reported as missing instead of being created afresh as an empty file. Every connection is
+aiosqlite, so a read never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .paths import (
+    DB_SUFFIX,
+    REJECTED_TABLE,
+    NameTooLong,
+    decode_name,
+    integration_dir,
+    table_path,
+)
+from .sql import COLUMNS_TABLE, META_TABLE, PRIMARY_KEY, q
+
+_CLIENT_FOLDER = re.compile(r"-?[0-9]+")  # str(int(client_id)), as paths.integration_dir writes
+Where = Sequence[tuple[str, str]]  # (column, value) pairs, all must hold; compared as text
+
+
+class UnknownColumn(ValueError):
+    """A filter names a column the table does not have."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(f"no column {column!r}")
+        self.column = column
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    name: str
+    rows: int
+    subtables: list[TableSummary] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IntegrationSummary:
+    client_id: int
+    integration: str
+    tables: list[TableSummary]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # the Stitch type: integer, double, decimal, string, boolean, timestamp
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    name: str
+    parent: str | None  # None for a top-level table
+    key_names: list[str]  # the top-level table's Stitch key_names
+    active_version: int | None
+    bookmark_names: list[str] | None
+    created_at: str
+    columns: list[Column]
+    rows: int
+    subtables: list[str]
+
+
+def client_dirs(data_dir: Path) -> list[tuple[int, Path]]:
+    """Every client folder, by client id (other entries of the data directory are not clients)."""
+    found = []
+    if data_dir.is_dir():
+        for entry in data_dir.iterdir():
+            if entry.is_dir() and _CLIENT_FOLDER.fullmatch(entry.name):
+                found.append((int(entry.name), entry))
+    return sorted(found)
+
+
+def table_files(integration_dir: Path) -> list[Path]:
+    """The top-level tables' database files of one integration folder."""
+    return sorted(
+        p
+        for p in integration_dir.glob("*" + DB_SUFFIX)
+        if p.name != REJECTED_TABLE + DB_SUFFIX and p.is_file()
+    )
+
+
+async def list_integrations(data_dir: Path) -> list[IntegrationSummary]:
+    """Every client's integrations that hold data, with their tables and row counts."""
+    found = []
+    for client_id, folder in client_dirs(data_dir):
+        for integration in sorted(p for p in folder.iterdir() if p.is_dir()):
+            tables = await _tables_in(integration)
+            found.append(IntegrationSummary(client_id, decode_name(integration.name), tables))
+    return found
+
+
+async def list_tables(data_dir: Path, client_id: int, integration: str) -> list[TableSummary]:
+    """One integration's tables with row counts; empty if it holds no data."""
+    try:
+        folder = integration_dir(data_dir, client_id, integration)
+    except NameTooLong:
+        return []
+    return await _tables_in(folder)
+
+
+async def _tables_in(folder: Path) -> list[TableSummary]:
+    tables = []
+    for path in table_files(folder):
+        summary = await _summarise(path)
+        if summary is not None:
+            tables.append(summary)
+    return tables
+
+
+async def _summarise(path: Path) -> TableSummary | None:
+    async with _read_only(path) as db:
+        if db is None:
+            return None
+        meta = await db.execute_fetchall(
+            f"SELECT table_name, parent_table FROM {q(META_TABLE)} ORDER BY rowid"
+        )
+        counts = {name: await _count(db, name, ()) for name, _ in meta}
+    top = [name for name, parent in meta if parent is None]
+    if not top:
+        return None
+    children = [TableSummary(n, counts[n]) for n, parent in meta if parent is not None]
+    return TableSummary(top[0], counts[top[0]], children)
+
+
+@asynccontextmanager
+async def open_table(
+    data_dir: Path, client_id: int, integration: str, table: str
+) -> AsyncIterator[TableReader | None]:
+    """A reader for one table (top-level or subtable), or None if it does not exist."""
+    for path in _candidate_files(data_dir, client_id, integration, table):
+        async with _read_only(path) as db:
+            if db is None:
+                continue
+            columns = [
+                row[0]
+                for row in await db.execute_fetchall(
+                    f"SELECT column_name FROM {q(COLUMNS_TABLE)} WHERE table_name = ? "
+                    "ORDER BY position",
+                    (table,),
+                )
+            ]
+            if columns:
+                keys = await db.execute_fetchall(
+                    "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,)
+                )
+                yield TableReader(db, table, columns, [k[0] for k in keys])
+                return
+    yield None
+
+
+def _candidate_files(data_dir: Path, client_id: int, integration: str, table: str) -> list[Path]:
+    # A subtable lives in its top-level table's file, and "a__b__c" may be table "a__b"'s
+    # subtable "c" or table "a"'s subtable "b__c": try every prefix, longest first.
+    parts = table.split("__")
+    paths = []
+    for n in range(len(parts), 0, -1):
+        try:
+            paths.append(table_path(data_dir, client_id, integration, "__".join(parts[:n])))
+        except NameTooLong:
+            continue
+    return paths
+
+
+@asynccontextmanager
+async def _read_only(path: Path) -> AsyncIterator[aiosqlite.Connection | None]:
+    if not path.is_file():
+        yield None
+        return
+    # as_uri() percent-encodes the path, so an encoded file name (%55sers) stays itself.
+    try:
+        db = await aiosqlite.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.OperationalError:
+        yield None  # deleted between the check and the open
+        return
+    try:
+        await db.execute("PRAGMA busy_timeout=5000")
+        yield db
+    finally:
+        await db.close()
+
+
+async def _count(db: aiosqlite.Connection, table: str, where: Where) -> int:
+    sql, params = count_query(table, where)
+    rows = await db.execute_fetchall(sql, params)
+    return int(next(iter(rows))[0])
+
+
+class TableReader:
+    """One table of an open read-only connection: its description and rows."""
+
+    def __init__(
+        self, db: aiosqlite.Connection, table: str, columns: list[str], key_columns: list[str]
+    ) -> None:
+        self._db = db
+        self.table = table
+        self.columns = columns
+        # Key order pages stably; an append-only table's key is random, so it keeps arrival order.
+        self._order = [] if key_columns == [PRIMARY_KEY] else key_columns
+
+    async def count(self, where: Where = ()) -> int:
+        self._check(where)
+        return await _count(self._db, self.table, where)
+
+    async def rows(self, where: Where = (), *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        self._check(where)
+        sql, params = rows_query(
+            self.table, self.columns, where, self._order, limit=limit, offset=offset
+        )
+        return [dict(zip(self.columns, row, strict=True)) for row in await self._fetch(sql, params)]
+
+    async def chunks(self, where: Where = (), size: int = 500) -> AsyncIterator[list[Any]]:
+        """Every matching row as a value tuple in ``columns`` order, ``size`` rows at a time."""
+        self._check(where)
+        sql, params = rows_query(self.table, self.columns, where, self._order)
+        async with self._db.execute(sql, params) as cursor:
+            while rows := await cursor.fetchmany(size):
+                yield list(rows)
+
+    async def describe(self) -> TableDescription:
+        meta = await self._fetch(
+            f"SELECT table_name, parent_table, key_names, active_version, bookmark_names, "
+            f"created_at FROM {q(META_TABLE)} ORDER BY rowid",
+            (),
+        )
+        mine = next(m for m in meta if m[0] == self.table)
+        top = next(m for m in meta if m[1] is None)
+        types = await self._fetch(
+            f"SELECT column_name, type FROM {q(COLUMNS_TABLE)} WHERE table_name = ? "
+            "ORDER BY position",
+            (self.table,),
+        )
+        return TableDescription(
+            name=self.table,
+            parent=mine[1],
+            key_names=json.loads(top[2]),
+            active_version=top[3],
+            bookmark_names=None if top[4] is None else json.loads(top[4]),
+            created_at=mine[5],
+            columns=[Column(name, type_) for name, type_ in types],
+            rows=await self.count(),
+            subtables=[m[0] for m in meta if m[1] == self.table],
+        )
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return list(await self._db.execute_fetchall(sql, params))
+
+    def _check(self, where: Where) -> None:
+        for column, _ in where:
+            if column not in self.columns:
+                raise UnknownColumn(column)
+
+
+def _where_sql(where: Where) -> tuple[str, list[str]]:
+    if not where:
+        return "", []
+    # CAST AS TEXT: a filter value arrives as text; 1, 1.5 and 'a' compare as written.
+    clauses = " AND ".join(f"CAST({q(column)} AS TEXT) = ?" for column, _ in where)
+    return f" WHERE {clauses}", [value for _, value in where]
+
+
+def count_query(table: str, where: Where) -> tuple[str, list[Any]]:
+    clause, params = _where_sql(where)
+    return f"SELECT count(*) FROM {q(table)}{clause}", params
+
+
+def rows_query(
+    table: str,
+    columns: Sequence[str],
+    where: Where,
+    order: Sequence[str] = (),
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[str, list[Any]]:
+    """Rows ordered by the ``order`` columns, or in arrival order (rowid) if there are none."""
+    clause, params = _where_sql(where)
+    # A user column may be called rowid; SQLite's other names for it are the fallbacks.
+    rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in columns), "rowid")
+    order_by = ", ".join(q(c) for c in order) or rowid
+    sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}{clause} ORDER BY {order_by}"
+    if limit is None:
+        return sql, params
+    return sql + " LIMIT ? OFFSET ?", [*params, limit, offset]
+
+
+async def count_rows(data_dir: Path, client_id: int, integration: str, table: str) -> int:
+    """The table's row count; 0 if it does not exist (yet)."""
+    async with open_table(data_dir, client_id, integration, table) as reader:
+        return 0 if reader is None else await reader.count()

@@ -1,0 +1,122 @@
+"""The CLI's store commands: ``tables``, ``rows``, ``reset`` and ``admin-token``. Thin, like cli.py.
+
+They read and reset through ``storage`` exactly as the admin API does. A reset here cannot close
+a running server's connections: with a server up, reset through the admin API instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+
+from .settings import Settings
+from .storage import Store, reading, reset
+from .storage.admin_token import ensure_admin_token
+
+
+class CommandError(Exception):
+    """A store command that cannot be carried out (shown to the CLI user)."""
+
+
+def admin_token(settings: Settings) -> int:
+    print(ensure_admin_token(settings.data_dir))
+    return 0
+
+
+def tables(settings: Settings, client_id: int | None, integration: str | None) -> int:
+    found = asyncio.run(reading.list_integrations(settings.data_dir))
+    print("client_id\tintegration\ttable\trows")
+    for summary in found:
+        if client_id is not None and summary.client_id != client_id:
+            continue
+        if integration is not None and summary.integration != integration:
+            continue
+        for table in summary.tables:
+            for each in (table, *table.subtables):
+                print(f"{summary.client_id}\t{summary.integration}\t{each.name}\t{each.rows}")
+    return 0
+
+
+def rows(
+    settings: Settings,
+    table: str,
+    client_id: int | None,
+    integration: str,
+    format_: str,
+) -> int:
+    asyncio.run(_rows(settings, table, client_id, integration, format_))
+    return 0
+
+
+async def _rows(
+    settings: Settings,
+    table: str,
+    client_id: int | None,
+    integration: str,
+    format_: str,
+) -> None:
+    client_id = await _client_with(settings, table, client_id, integration)
+    async with reading.open_table(settings.data_dir, client_id, integration, table) as reader:
+        if reader is None:
+            raise CommandError(f"client {client_id} has no table {table!r} in {integration!r}")
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        if format_ == "csv":
+            writer.writerow(reader.columns)
+        async for chunk in reader.chunks():
+            for row in chunk:
+                if format_ == "csv":
+                    writer.writerow(row)
+                else:
+                    record = dict(zip(reader.columns, row, strict=True))
+                    print(json.dumps(record, ensure_ascii=False, default=str))
+
+
+def reset_store(
+    settings: Settings,
+    client_id: int | None,
+    integration: str,
+    table: str | None,
+) -> int:
+    print(asyncio.run(_reset(settings, client_id, integration, table)))
+    return 0
+
+
+async def _reset(
+    settings: Settings, client_id: int | None, integration: str, table: str | None
+) -> str:
+    store = Store(settings.data_dir)
+    try:
+        if table is not None:
+            client_id = await _client_with(settings, table, client_id, integration)
+            removed = await reset.reset_table(store, client_id, integration, table)
+            what = f"table {table!r} of client {client_id}, {integration}"
+        elif client_id is not None:
+            removed = await reset.reset_client(store, client_id)
+            what = f"every table of client {client_id}"
+        else:
+            count = await reset.reset_everything(store)
+            return f"removed every table of {count} client(s); tokens are kept"
+    finally:
+        await store.close()
+    return f"removed {what}" if removed else f"nothing to remove: no {what}"
+
+
+async def _client_with(
+    settings: Settings, table: str, client_id: int | None, integration: str
+) -> int:
+    """``client_id`` if given, else the one client that has the table."""
+    if client_id is not None:
+        return client_id
+    having = []
+    for candidate, _ in reading.client_dirs(settings.data_dir):
+        async with reading.open_table(settings.data_dir, candidate, integration, table) as found:
+            if found is not None:
+                having.append(candidate)
+    if len(having) == 1:
+        return having[0]
+    if not having:
+        raise CommandError(f"no client has a table {table!r} in {integration!r}")
+    clients = ", ".join(map(str, having))
+    raise CommandError(f"clients {clients} all have a table {table!r}; pass --client-id")
