@@ -1,0 +1,84 @@
+"""The pytest plugin, run as a downstream project would: ``pytester`` in a subprocess."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def readme_example() -> str:
+    section = README.split("## Testing with it: the pytest plugin", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    return match.group(1)
+
+
+def test_the_readme_example_passes_as_a_downstream_suite(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_downstream=readme_example())
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_the_fixture_works_in_async_tests_and_never_shows_its_tokens(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makepyfile(
+        test_async="""
+import aiohttp
+
+
+async def test_push_from_an_async_client(importapi_server):
+    record = {"client_id": importapi_server.client_id, "table_name": "t", "sequence": 1,
+              "action": "upsert", "key_names": ["id"], "data": {"id": 1, "tags": ["a"]}}
+    headers = {"Authorization": f"Bearer {importapi_server.token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(importapi_server.push_url, json=[record], headers=headers) as r:
+            assert r.status == 201
+    assert importapi_server.rows("t")[0]["id"] == 1
+    assert [r["value"] for r in importapi_server.rows("t__tags")] == ["a"]
+    assert importapi_server.token not in repr(importapi_server)
+
+
+def test_wait_for_rows_fails_the_test_with_what_was_there(importapi_server):
+    try:
+        importapi_server.wait_for_rows("nothing", 2, timeout=0.2)
+    except AssertionError as error:
+        assert "held 0 rows" in str(error)
+    else:
+        raise AssertionError("wait_for_rows should have failed")
+
+
+def test_faults_for_one_table_and_a_batch(importapi_server):
+    import json, urllib.request, urllib.error
+    importapi_server.fail_next(2, status=429, endpoint="batch")
+    message = {"action": "upsert", "sequence": 1, "data": {"x": 1}}
+    batch = {"table_name": "b", "schema": {}, "key_names": [], "messages": [message]}
+    body = json.dumps(batch).encode()
+    headers = {"Authorization": f"Bearer {importapi_server.token}",
+               "Content-Type": "application/json"}
+    codes = []
+    for _ in range(3):
+        request = urllib.request.Request(importapi_server.batch_url, data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request) as response:
+                codes.append(response.status)
+        except urllib.error.HTTPError as error:
+            codes.append(error.code)
+    assert codes == [429, 429, 201]
+    assert len(importapi_server.rows("b")) == 1
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_the_plugin_can_be_switched_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_needs_it(importapi_server):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:importapi_lite", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'importapi_server' not found*"])
