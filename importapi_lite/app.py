@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -9,7 +10,15 @@ from aiohttp import web
 from .admin.faults import Faults
 from .admin.journal import Journal
 from .admin.routes import ADMIN_PREFIX, admin_app
-from .keys import admin_token_key, faults_key, journal_key, settings_key, store_key, tokens_key
+from .keys import (
+    admin_token_key,
+    faults_key,
+    journal_key,
+    request_slots_key,
+    settings_key,
+    store_key,
+    tokens_key,
+)
 from .middleware import middlewares
 from .routes import setup_routes
 from .settings import Settings
@@ -27,6 +36,7 @@ def create_app(settings: Settings) -> web.Application:
     app[admin_token_key] = AdminToken(settings.data_dir, secret)
     app[journal_key] = Journal(settings.journal_size)
     app[faults_key] = Faults()
+    app[request_slots_key] = asyncio.Semaphore(settings.max_concurrent_requests)
     app.cleanup_ctx.append(_storage)
     app.on_shutdown.append(_stop_waiters)
     setup_routes(app)
@@ -43,7 +53,11 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app[tokens_key] = TokenStore(settings.data_dir)
-    app[store_key] = Store(settings.data_dir, max_open_tables=settings.max_open_tables)
+    app[store_key] = Store(
+        settings.data_dir,
+        max_open_tables=settings.max_open_tables,
+        durability=settings.durability,
+    )
     yield
     await app[store_key].close()
     app[tokens_key].close()

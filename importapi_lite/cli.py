@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import __version__, store_commands
-from .settings import REGIONS, Settings
+from .settings import DURABILITY, REGIONS, Settings
 from .storage.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
 
 DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
@@ -44,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-open-tables", type=int, help=Settings.help("max_open_tables"))
     serve.add_argument(
         "--journal-size", type=int, help=Settings.help("journal_size") + " [default: 1000]"
+    )
+    serve.add_argument("--durability", choices=DURABILITY, help=Settings.help("durability"))
+    serve.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        help=Settings.help("max_concurrent_requests") + " [default: 256]",
+    )
+    serve.add_argument(
+        "--read-timeout", type=int, help=Settings.help("read_timeout") + " [default: 60]"
     )
     serve.add_argument(
         "--admin-token",
@@ -145,6 +154,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                     "max_open_tables",
                     "journal_size",
                     "admin_token",
+                    "durability",
+                    "max_concurrent_requests",
+                    "read_timeout",
                 )
             },
         )

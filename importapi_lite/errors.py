@@ -17,6 +17,7 @@ validation, codecs and storage raise these without knowing about HTTP.
      │    └── MalformedBody         400  push and batch: + "error" (parser detail) and "input": null
      ├── BatchInvalid               400  batch: {"error": ...}
      ├── ValidationFailed           422  push/validate: {"status", "error", "errors": [...]}
+     ├── RequestTimeout             408  [mock-defined body] (a stalled upload)
      ├── InternalServerError        500  [mock-defined body] (fault injection)
      ├── TooManyRequests            429  [mock-defined body] (fault injection)
      ├── ServiceUnavailable         503  [mock-defined body]
@@ -215,6 +216,15 @@ class GatewayTimeout(ImportApiError):
 
     def __init__(self) -> None:
         super().__init__("Gateway Timeout")  # [mock-defined]
+
+
+class RequestTimeout(ImportApiError):
+    """The client took longer than ``read_timeout`` to send its body."""
+
+    status = 408
+
+    def __init__(self) -> None:
+        super().__init__("Request Timeout")  # [mock-defined]
 
 
 class InternalServerError(ImportApiError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from .admin.faults import Fault, Faults
@@ -18,6 +20,7 @@ tokens_key = web.AppKey("tokens", TokenStore)
 admin_token_key = web.AppKey("admin_token", AdminToken)
 journal_key = web.AppKey("journal", Journal)
 faults_key = web.AppKey("faults", Faults)
+request_slots_key = web.AppKey("request_slots", asyncio.Semaphore)
 
 # Set by middleware for the handler (SPEC §3.3): who is asking, and the body as read.
 received_at_key = web.RequestKey("received_at", str)

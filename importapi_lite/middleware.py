@@ -28,6 +28,7 @@ from .errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
@@ -40,6 +41,7 @@ from .keys import (
     load_results_key,
     media_type_key,
     received_at_key,
+    request_slots_key,
     settings_key,
     token_key,
     tokens_key,
@@ -195,18 +197,41 @@ async def body_size_middleware(request: web.Request, handler: Handler) -> web.St
     endpoint = endpoint_of(request)
     if endpoint is None or not endpoint.media_types:
         return await handler(request)
-    limit = request.config_dict[settings_key].max_body_bytes
+    settings = request.config_dict[settings_key]
+    limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(request.content_length)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(size)
-        chunks.append(chunk)
+    try:
+        # A stalled or trickling upload must not hold a request slot for ever.
+        async with asyncio.timeout(settings.read_timeout):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(size)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout() from None
     request[body_key] = b"".join(chunks)
     return await handler(request)
+
+
+@web.middleware
+async def concurrency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """At most ``max_concurrent_requests`` data requests at once; past that, 503 at once.
+
+    Answering fast beats queueing: Stitch's clients retry a 503, and a queue would only grow
+    memory and every request's latency under overload.
+    """
+    endpoint = endpoint_of(request)
+    if endpoint is None or not endpoint.media_types:
+        return await handler(request)
+    slots = request.config_dict[request_slots_key]
+    if slots.locked():
+        raise ServiceUnavailable()
+    async with slots:
+        return await handler(request)
 
 
 @web.middleware
@@ -261,6 +286,7 @@ def middlewares() -> list[Middleware]:
         journal_middleware,
         error_middleware,
         route_middleware,
+        concurrency_middleware,
         auth_middleware,
         media_type_middleware,
         body_size_middleware,

@@ -15,6 +15,7 @@ from typing import Any
 
 ENV_PREFIX = "IMPORTAPI_LITE_"
 REGIONS = ("north-america", "europe")
+DURABILITY = ("fsync", "fast")
 MAX_BODY_BYTES_CEILING = 20_971_520  # Stitch's "20MB" (SPEC §8): the most a deployment may allow
 
 
@@ -73,6 +74,16 @@ class Settings:
     admin_token: Secret | None = _setting(
         None, "Admin API token to accept instead of the one saved in DATA_DIR/admin-token."
     )
+    durability: str = _setting(
+        "fsync",
+        "fsync: a 2xx survives power loss (synchronous=FULL); fast: survives a process crash only.",
+    )
+    max_concurrent_requests: int = _setting(
+        256, "Data requests served at once; more are answered 503 at once rather than queued."
+    )
+    read_timeout: int = _setting(
+        60, "Seconds a client may take to send its request body (a stalled upload gets 408)."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -90,6 +101,12 @@ class Settings:
             raise SettingError("journal_size", "must not be negative")
         if self.admin_token is not None and not self.admin_token.reveal().strip():
             raise SettingError("admin_token", "must not be blank")
+        if self.durability not in DURABILITY:
+            raise SettingError("durability", f"must be one of {', '.join(DURABILITY)}")
+        if self.max_concurrent_requests < 1:
+            raise SettingError("max_concurrent_requests", "must be at least 1")
+        if self.read_timeout < 1:
+            raise SettingError("read_timeout", "must be at least 1 second")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

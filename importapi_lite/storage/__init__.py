@@ -59,6 +59,10 @@ _UNAVAILABLE_CODES = {
     14,  # SQLITE_CANTOPEN
 }
 
+# --durability: FULL syncs the WAL on every commit, so a 2xx survives power loss; NORMAL syncs
+# only at checkpoints, so a 2xx survives a crash of the process but not of the machine.
+_SYNCHRONOUS = {"fsync": "FULL", "fast": "NORMAL"}
+
 _REJECTED_DDL = (
     f"CREATE TABLE IF NOT EXISTS {sql.q(REJECTED_TABLE)} ("
     "_sdc_rejected_at TEXT NOT NULL, table_name TEXT NOT NULL, reason TEXT NOT NULL, "
@@ -76,9 +80,12 @@ class _TableDb:
 
 
 class Store:
-    def __init__(self, data_dir: Path, *, max_open_tables: int = 64) -> None:
+    def __init__(
+        self, data_dir: Path, *, max_open_tables: int = 64, durability: str = "fsync"
+    ) -> None:
         self.data_dir = data_dir
         self._max_open = max_open_tables
+        self._synchronous = _SYNCHRONOUS[durability]
         self._open: OrderedDict[Path, _TableDb] = OrderedDict()
         self._pool_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -222,7 +229,7 @@ class Store:
             async with self._pool_lock:
                 tdb = self._open.get(path)
                 if tdb is None:
-                    tdb = _TableDb(path, await _connect(path, ddl))
+                    tdb = _TableDb(path, await _connect(path, ddl, self._synchronous))
                     self._open[path] = tdb
                     await self._evict_idle()
                 else:
@@ -261,13 +268,12 @@ def _delete(target: Path) -> bool:
     return found
 
 
-async def _connect(path: Path, ddl: tuple[str, ...]) -> aiosqlite.Connection:
+async def _connect(path: Path, ddl: tuple[str, ...], synchronous: str) -> aiosqlite.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         await conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a 2xx means the data survives power loss, not just a process crash.
-        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute(f"PRAGMA synchronous={synchronous}")
         await conn.execute("PRAGMA busy_timeout=5000")
         for statement in ddl:
             await conn.execute(statement)
