@@ -30,6 +30,7 @@ import aiohttp
 from transit.writer import Writer
 
 RECORDS = 20_000
+SYNCHRONOUS = "FULL"  # the ceiling syncs as the server does: set from --durability
 PUSH_RECORDS = 5_000
 SCHEMA = {
     "type": "object",
@@ -68,10 +69,10 @@ def records(count: int, seed: int) -> list[dict[str, object]]:
 
 
 def bare_sqlite(rows: list[dict[str, object]], sequences: list[int], path: Path) -> float:
-    """The ceiling: one executemany upsert with the same sequence rule, FULL sync, WAL."""
+    """The ceiling: one executemany upsert with the same sequence rule and sync mode, WAL."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
     columns = [*rows[0], "_sdc_sequence"]
     db.execute(f"CREATE TABLE IF NOT EXISTS t ({', '.join(columns)}, PRIMARY KEY (id))")
     sql = (
@@ -96,7 +97,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, durability: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         created = subprocess.run(
@@ -128,6 +129,8 @@ class Server:
                 str(data_dir),
                 "--max-body-bytes",
                 "20971520",
+                "--durability",
+                durability,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -199,9 +202,9 @@ def median(runs: list[float]) -> float:
     return statistics.median(runs)
 
 
-async def main(runs: int) -> None:
+async def main(runs: int, durability: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="importapi-bench-"))
-    server = Server(work / "data")
+    server = Server(work / "data", durability)
     results: list[tuple[str, float, float | None]] = []  # (label, rows/s, ratio to ceiling)
     try:
         async with aiohttp.ClientSession() as session:
@@ -281,7 +284,10 @@ async def main(runs: int) -> None:
     finally:
         server.stop()
 
-    print(f"importapi-lite ingest benchmark: medians of {runs} runs, {os.cpu_count()} cores")
+    print(
+        f"importapi-lite ingest benchmark: medians of {runs} runs, {os.cpu_count()} cores, "
+        f"--durability {durability}"
+    )
     print(f"{'case':44} {'rows/s':>10} {'vs bare SQLite':>15}")
     for label, rate, ratio in results:
         shown = f"{ratio:.2f}" if ratio is not None else "-"
@@ -330,4 +336,7 @@ def _bare_mode(rows: list[dict[str, object]], mode: str, path: Path) -> float:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="measured runs per case (median)")
-    asyncio.run(main(parser.parse_args().runs))
+    parser.add_argument("--durability", choices=("fsync", "fast"), default="fsync")
+    arguments = parser.parse_args()
+    SYNCHRONOUS = {"fsync": "FULL", "fast": "NORMAL"}[arguments.durability]
+    asyncio.run(main(arguments.runs, arguments.durability))
