@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .admin.dashboard import DASHBOARD_PREFIX, dashboard_app
 from .admin.faults import Faults
 from .admin.journal import Journal
 from .admin.routes import ADMIN_PREFIX, admin_app
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_stop_waiters)
     setup_routes(app)
     app.add_subapp(ADMIN_PREFIX, admin_app())
+    app.add_subapp(DASHBOARD_PREFIX, dashboard_app())  # the longer prefix still wins: v1 stays
     return app
 
 
