@@ -178,15 +178,21 @@ def staging_sql(
     points_columns = ", ".join(
         [f"{ORDINAL} INTEGER PRIMARY KEY", *map(q, identity), SEQUENCE, TABLE_VERSION]
     )
+    identity_index = ", ".join([*map(q, identity), SEQUENCE])
     statements = [
         *drop_staging_sql(len(subtables)),
         f"CREATE TEMP TABLE {q(POINTS_TABLE)} ({points_columns})",
-        *(
-            f"CREATE TEMP TABLE {q(stage_table(i))} AS SELECT NULL AS {ORDINAL}, "
-            f"{', '.join(q(c) for c in columns)} FROM main.{q(table)} WHERE 0"
-            for i, (table, columns) in enumerate(subtables)
-        ),
+        # Each trigger firing looks its data point and child rows up: without these indexes
+        # every lookup scans the staging tables, and a request's cost grows with its square.
+        f"CREATE INDEX temp.{q(POINTS_TABLE + '_identity')} "
+        f"ON {q(POINTS_TABLE)} ({identity_index})",
     ]
+    for i, (table, columns) in enumerate(subtables):
+        statements += [
+            f"CREATE TEMP TABLE {q(stage_table(i))} AS SELECT NULL AS {ORDINAL}, "
+            f"{', '.join(q(c) for c in columns)} FROM main.{q(table)} WHERE 0",
+            f"CREATE INDEX temp.{q(stage_table(i) + '_ord')} ON {q(stage_table(i))} ({ORDINAL})",
+        ]
     for event in ("INSERT", "UPDATE"):
         statements.append(
             f"CREATE TEMP TRIGGER {q('_sdc_children_' + event.lower())} AFTER {event} "
