@@ -44,16 +44,26 @@ def _utf8(raw: bytes) -> str:
         ) from None
 
 
+class _Invalid(ValueError):
+    """A decoding failure whose message is ours, fit to show the client."""
+
+
 def _reject_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity; JSON (and Stitch's Jackson parser) do not.
-    raise ValueError(f"Unrecognized token '{name}': not a valid JSON value")
+    raise _Invalid(f"Unrecognized token '{name}': not a valid JSON value")
 
 
 def decode_json(text: str) -> Any:
+    # The parser's own messages name the position ("Expecting value: line 1 column 4 (char 3)"),
+    # as Stitch's does; other failures get a message of ours, never Python's wording.
     try:
         value = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        raise MalformedBody(str(exc) or type(exc).__name__) from None
+    except (json.JSONDecodeError, _Invalid) as exc:
+        raise MalformedBody(str(exc)) from None
+    except RecursionError:
+        raise MalformedBody("The body is nested too deeply") from None
+    except ValueError:  # integers beyond Python's digit limit for conversion
+        raise MalformedBody("A number in the body has too many digits") from None
     _reject_lone_surrogates(text, value)
     return value
 
@@ -74,7 +84,7 @@ def _reject_lone_surrogates(text: str, value: Any) -> None:
         raise MalformedBody("Invalid Unicode: an unpaired surrogate escape") from None
 
 
-class _UnknownTag(ValueError):
+class _UnknownTag(_Invalid):
     pass
 
 
@@ -200,10 +210,14 @@ def decode_transit(text: str) -> Any:
     try:
         # A fresh rolling cache per body: the cache is per top-level value (SPEC §11.1).
         return _plain(_DECODER.decode(parsed, _ReadCache()))
+    except _Invalid as exc:
+        raise MalformedBody(str(exc)) from None
+    except RecursionError:
+        raise MalformedBody("The body is nested too deeply") from None
     # Client input of any shape reaches the third-party decoder, which signals trouble with a
-    # variety of exception types; each means the body is not valid Transit.
-    except Exception as exc:  # noqa: BLE001
-        raise MalformedBody(str(exc) or type(exc).__name__) from None
+    # variety of exception types, worded for Python programmers: each means invalid Transit.
+    except Exception:  # noqa: BLE001
+        raise MalformedBody("The body is not valid Transit JSON") from None
 
 
 def _plain(value: Any) -> Any:

@@ -12,13 +12,19 @@ TEXT_CONTENT_TYPE = "text/plain;charset=UTF-8"
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return web.Response(body=payload, status=status, headers={"Content-Type": JSON_CONTENT_TYPE})
+    # "replace": a body may echo client text that is not valid Unicode (a Content-Type byte).
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    payload_bytes = payload.encode("utf-8", "replace")
+    return web.Response(
+        body=payload_bytes, status=status, headers={"Content-Type": JSON_CONTENT_TYPE}
+    )
 
 
 def text_response(text: str, status: int) -> web.Response:
     return web.Response(
-        body=text.encode("utf-8"), status=status, headers={"Content-Type": TEXT_CONTENT_TYPE}
+        body=text.encode("utf-8", "replace"),
+        status=status,
+        headers={"Content-Type": TEXT_CONTENT_TYPE},
     )
 
 

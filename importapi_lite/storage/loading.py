@@ -287,6 +287,12 @@ class _Placer:
         if parent is None:
             assert shaped is not None
             if key_names:  # keys are validated present and non-null, so always typed
+                folded_keys = set()
+                for key in key_names:  # they become columns: the same rules as any field
+                    _check_field_name(key)
+                    if fold(key) in folded_keys:
+                        raise _Rejected(f"Field collision on {key}")
+                    folded_keys.add(fold(key))
                 cells = {c.name: c for c in shaped.cells}
                 columns = {k: cells[k].type or STRING for k in key_names}
             else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -269,7 +270,8 @@ class _RecordValidator:
                 self.fast = fastjsonschema.compile(
                     {**schema, "$schema": DRAFT_4}, use_default=False, use_formats=False
                 )
-            except (fastjsonschema.JsonSchemaDefinitionException, RecursionError, ValueError):
+            # Client schemas reach code generation: deep nesting gives a SyntaxError, and more.
+            except Exception:  # noqa: BLE001
                 self.fast = None  # what it cannot compile, the reference still checks
 
     def errors(self, data: dict[str, Any]) -> list[jsonschema.ValidationError]:
@@ -300,7 +302,34 @@ def _compiled(schema_text: str) -> _RecordValidator:
         ) from None
     except RecursionError:
         raise BatchInvalid("Invalid JSON schema: nested too deeply") from None
+    problem = _unusable_part(schema)
+    if problem is not None:
+        raise BatchInvalid(f"Invalid JSON schema: {problem}")
     return _RecordValidator(schema)
+
+
+def _unusable_part(schema: dict[str, Any]) -> str | None:
+    """What the metaschema lets through but validation cannot use: bad regexes, odd $refs."""
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "$ref" in node and not isinstance(node["$ref"], str):
+            return "$ref must be a string"
+        patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        if isinstance(node.get("patternProperties"), dict):
+            patterns += list(node["patternProperties"])
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error:
+                return f"invalid regular expression {json.dumps(pattern)}"
+        stack.extend(node.values())
+    return None
 
 
 def _validator(schema: dict[str, Any]) -> _RecordValidator:
@@ -323,8 +352,13 @@ def _check_record(
 ) -> None:
     try:
         errors = validator.errors(data)
-    except (referencing.exceptions.Unresolvable, RecursionError) as exc:
-        raise BatchInvalid(f"Invalid JSON schema: {exc}") from None
+    except referencing.exceptions.Unresolvable:
+        raise BatchInvalid("Invalid JSON schema: a $ref cannot be resolved") from None
+    except RecursionError:
+        raise BatchInvalid("Invalid JSON schema: its references nest too deeply") from None
+    # The schema is client input too: whatever else keeps it from being applied is its fault.
+    except Exception:  # noqa: BLE001
+        raise BatchInvalid("Invalid JSON schema: it cannot be applied to the records") from None
     if errors:
         details = "\n".join(dict.fromkeys(_describe(error) for error in errors))
         raise BatchInvalid(f"Record {index} did not conform to schema: {details}")
