@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all install run serve test lint fmt bench clean
+.PHONY: all install run serve test lint fmt bench fuzz stress clean
 
 all: lint test
 
@@ -37,6 +37,15 @@ fmt: $(STAMP)
 # Figures, not tests: the server against the bare SQLite ceiling (medians and ratios).
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py --runs 5
+
+# Property-based fuzzing of push, validate and batch, the long form (CI runs a few thousand cases):
+# 100,000+ requests; the summary at the end says how many ran and what they were answered.
+fuzz: $(STAMP)
+	IMPORTAPI_LITE_FUZZ=deep $(BIN)/pytest -q -p no:cacheprovider tests/fuzz_endpoints.py
+
+# The crash test: 25 SIGKILLs (and 5 SIGTERMs) under concurrent load; nothing acknowledged is lost.
+stress: $(STAMP)
+	$(BIN)/python bench/crash.py --kills 25 --sigterms 5 --senders 8
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -19,8 +19,9 @@ from .keys import (
     settings_key,
     store_key,
     tokens_key,
+    uploads_key,
 )
-from .middleware import middlewares
+from .middleware import end_uploads, middlewares
 from .routes import setup_routes
 from .settings import Settings
 from .storage import Store
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> web.Application:
     app[journal_key] = Journal(settings.journal_size)
     app[faults_key] = Faults()
     app[request_slots_key] = asyncio.Semaphore(settings.max_concurrent_requests)
+    app[uploads_key] = set()
     app.cleanup_ctx.append(_storage)
     app.on_shutdown.append(_stop_waiters)
     setup_routes(app)
@@ -47,8 +49,10 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _stop_waiters(app: web.Application) -> None:
-    # on_shutdown runs before aiohttp waits for open requests: end long-polls now, not at timeout.
+    # on_shutdown runs before aiohttp waits for open requests: end long-polls now, not at their
+    # timeout, and give stalled uploads a short grace instead of the whole read timeout.
     app[store_key].stop_waiters()
+    end_uploads(app)
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:

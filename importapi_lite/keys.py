@@ -21,6 +21,8 @@ admin_token_key = web.AppKey("admin_token", AdminToken)
 journal_key = web.AppKey("journal", Journal)
 faults_key = web.AppKey("faults", Faults)
 request_slots_key = web.AppKey("request_slots", asyncio.Semaphore)
+# The read deadlines of bodies being received, brought forward on shutdown.
+uploads_key: web.AppKey[set[asyncio.Timeout]] = web.AppKey("uploads")
 
 # Set by middleware for the handler (SPEC §3.3): who is asking, and the body as read.
 received_at_key = web.RequestKey("received_at", str)

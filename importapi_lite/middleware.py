@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 
 from aiohttp import web
@@ -45,6 +46,7 @@ from .keys import (
     settings_key,
     token_key,
     tokens_key,
+    uploads_key,
 )
 from .responses import batch_status, json_response, text_response
 from .routes import belongs_to_sub_app, endpoint_of
@@ -203,9 +205,12 @@ async def body_size_middleware(request: web.Request, handler: Handler) -> web.St
         raise PayloadTooLarge(request.content_length)
     chunks: list[bytes] = []
     size = 0
+    uploads = request.config_dict[uploads_key]
     try:
-        # A stalled or trickling upload must not hold a request slot for ever.
-        async with asyncio.timeout(settings.read_timeout):
+        # A stalled or trickling upload must not hold a request slot for ever; on shutdown the
+        # deadline is brought forward (``end_uploads``), so it cannot hold up the exit either.
+        async with asyncio.timeout(settings.read_timeout) as deadline:
+            uploads.add(deadline)
             async for chunk in request.content.iter_any():
                 size += len(chunk)
                 if size > limit:
@@ -213,8 +218,23 @@ async def body_size_middleware(request: web.Request, handler: Handler) -> web.St
                 chunks.append(chunk)
     except TimeoutError:
         raise RequestTimeout() from None
+    finally:
+        uploads.discard(deadline)
     request[body_key] = b"".join(chunks)
     return await handler(request)
+
+
+SHUTDOWN_GRACE = 2.0  # seconds an upload under way at shutdown still gets to finish
+
+
+def end_uploads(app: web.Application) -> None:
+    """On shutdown: uploads still arriving get ``SHUTDOWN_GRACE`` seconds, then a 408."""
+    loop = asyncio.get_running_loop()
+    for deadline in app[uploads_key]:
+        when = deadline.when()
+        deadline.reschedule(
+            min(when if when is not None else math.inf, loop.time() + SHUTDOWN_GRACE)
+        )
 
 
 @web.middleware
