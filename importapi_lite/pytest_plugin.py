@@ -131,12 +131,16 @@ class ImportApiServer:
             raise AssertionError(f"admin API {method} {path}: {error.code} {detail}") from None
 
 
-class _ServerThread:
-    """The server on its own event loop in a daemon thread."""
+class ServerThread:
+    """The server on its own event loop in a daemon thread (also used by our own fuzz tests).
 
-    def __init__(self, data_dir: Path, admin_token: str) -> None:
+    ``settings`` are further ``Settings`` fields, such as ``durability="fast"``.
+    """
+
+    def __init__(self, data_dir: Path, admin_token: str, **settings: Any) -> None:
         self.data_dir = data_dir
         self.admin_token = admin_token
+        self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.started = threading.Event()
         self.failure: BaseException | None = None
@@ -166,7 +170,9 @@ class _ServerThread:
         from .app import create_app
         from .settings import Secret, Settings
 
-        settings = Settings(data_dir=self.data_dir, port=0, admin_token=Secret(self.admin_token))
+        settings = Settings(
+            data_dir=self.data_dir, port=0, admin_token=Secret(self.admin_token), **self.settings
+        )
         self.runner = web.AppRunner(create_app(settings), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -191,7 +197,7 @@ def importapi_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         _, push_token = tokens.create(CLIENT_ID, INTEGRATION)
     finally:
         tokens.close()
-    server = _ServerThread(data_dir, secrets.token_hex(32))
+    server = ServerThread(data_dir, secrets.token_hex(32))
     server.start()
     try:
         yield ImportApiServer(

@@ -14,7 +14,6 @@ the store is reset through the admin API before every example. How many cases ru
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import http.client
 import io
@@ -37,6 +36,7 @@ from hypothesis import strategies as st
 from transit.writer import Writer
 
 from importapi_lite.codec import decode_body
+from importapi_lite.pytest_plugin import ServerThread
 from importapi_lite.storage.paths import REJECTED_TABLE, NameTooLong, integration_dir, table_path
 from importapi_lite.storage.tokens import DEFAULT_INTEGRATION, TokenStore
 
@@ -93,39 +93,13 @@ class Server:
         finally:
             tokens.close()
         self.admin_token = secrets.token_hex(16)
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="fuzz-server", daemon=True)
-        self.thread.start()
-        assert self.ready.wait(30), "the server did not start"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    async def _start(self) -> None:
-        from aiohttp import web
-
-        from importapi_lite import Settings, create_app
-        from importapi_lite.settings import Secret
-
         # fast: a crash-safe commit without an fsync each; durability is not what is fuzzed here.
-        settings_ = Settings(
-            data_dir=self.data_dir, port=0, admin_token=Secret(self.admin_token), durability="fast"
-        )
-        self.runner = web.AppRunner(create_app(settings_), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.thread = ServerThread(data_dir, self.admin_token, durability="fast")
+        self.thread.start()
+        self.port = self.thread.port
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=30)
-        self.loop.close()
+        self.thread.stop()
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
