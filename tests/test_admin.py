@@ -131,21 +131,25 @@ async def test_the_openapi_document_needs_no_token_and_lists_exactly_the_admin_r
     assert documented == {(r.method, r.path) for r in ROUTES}
 
 
-async def test_livez_and_readyz_need_no_token(admin: Admin) -> None:
-    live = await admin.get("/livez", token=None)
-    ready = await admin.get("/readyz", token=None)
+async def test_livez_and_readyz_answer_with_the_admin_token_only(admin: Admin) -> None:
+    live = await admin.get("/livez")
+    ready = await admin.get("/readyz")
 
     assert (live.status, live.body) == (200, {"status": "ok"})
     assert (ready.status, ready.body) == (200, {"status": "ready"})
+    # Only the OpenAPI document is open (issue: "everything else there needs the admin token").
+    assert (await admin.get("/livez", token=None)).status == 401
+    assert (await admin.get("/readyz", token=None)).status == 401
 
 
 async def test_readyz_is_503_when_the_data_directory_is_gone_and_livez_stays_200(
     admin: Admin, settings: Settings
 ) -> None:
+    assert (await admin.get("/livez")).status == 200  # the server has read its admin token
     shutil.rmtree(settings.data_dir)
 
-    ready = await admin.get("/readyz", token=None)
-    live = await admin.get("/livez", token=None)
+    ready = await admin.get("/readyz")
+    live = await admin.get("/livez")
 
     assert ready.status == 503
     assert ready.body["error"] == "not_ready" and "does not exist" in ready.body["message"]

@@ -58,7 +58,7 @@ OPENAPI: dict[str, Any] = {
         "version": __version__,
         "description": (
             "Inspect, reset and misconfigure on purpose a local Stitch Import API stand-in. "
-            "Every route but this document, livez and readyz needs the admin token "
+            "Every route but this document needs the admin token "
             "(`importapi-lite admin-token` prints it); push tokens get 403. Errors are "
             '`{"error": code, "message": text}`.'
         ),
@@ -76,14 +76,12 @@ OPENAPI: dict[str, Any] = {
         "/livez": {
             "get": {
                 "summary": "Liveness: always 200 while the process serves",
-                "security": [],
                 "responses": {"200": _json({"type": "object"}, '{"status": "ok"}')},
             }
         },
         "/readyz": {
             "get": {
                 "summary": "Readiness: 200 when the data directory is writable, else 503",
-                "security": [],
                 "responses": {
                     "200": _json({"type": "object"}, '{"status": "ready"}'),
                     "503": _ref("responses/Error"),

@@ -41,8 +41,8 @@ class AdminRoute:
 
 ROUTES = (
     AdminRoute("GET", "/openapi.json", handlers.openapi, needs_token=False),
-    AdminRoute("GET", "/livez", handlers.livez, needs_token=False),
-    AdminRoute("GET", "/readyz", handlers.readyz, needs_token=False),
+    AdminRoute("GET", "/livez", handlers.livez),
+    AdminRoute("GET", "/readyz", handlers.readyz),
     AdminRoute("GET", "/clients", handlers.clients),
     AdminRoute("DELETE", "/clients", handlers.reset_everything),
     AdminRoute("DELETE", "/clients/{client_id}", handlers.reset_client),
