@@ -41,7 +41,7 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    problem = request.config_dict[store_key].problem()
+    problem = await request.config_dict[store_key].problem()
     if problem is not None:
         raise AdminNotReady(problem)
     return json_response({"status": "ready"})

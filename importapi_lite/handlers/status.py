@@ -1,4 +1,5 @@
-"""``GET /v2/import/status``: the API Status object, no auth (SPEC §6)."""
+"""``GET /v2/import/status``: the API Status object, no auth (SPEC §6). 503 with a ``reason``
+while the data directory cannot take writes: missing, read-only, full (``storage.disk``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ REVISION = "importapi-lite"  # Stitch reports a git revision here; ours names th
 
 
 async def status(request: web.Request) -> web.Response:
-    problem = request.config_dict[store_key].problem()
+    problem = await request.config_dict[store_key].problem()
     body = {
         "name": "pipeline.gate",
         "version": __version__,

@@ -6,8 +6,9 @@ for different tables commit in parallel. An ``asyncio.Lock`` per table serialise
 its connection; each request's data for a table is one ``BEGIN IMMEDIATE … COMMIT``.
 
 Storage raises ``ServiceUnavailable`` (503) for faults of the disk or database (full, read-only,
-I/O error, locked) and lets anything else through as a bug. ``remove`` deletes files for a reset
-after closing their connections; ``next_change`` lets a reader wait for the next commit.
+I/O error, locked) and lets anything else through as a bug; ``disk.DiskHealth`` remembers them for
+``problem()``. ``remove`` deletes files for a reset after closing their connections;
+``next_change`` lets a reader wait for the next commit.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosqlite
 
-from ..errors import ServiceUnavailable
 from ..models import ActivateVersion, LoadResult, TableBatch
 from . import sql
+from .disk import DiskHealth
 from .loading import (
     CHILD_SYSTEM,
     PARENT_SYSTEM,
@@ -47,17 +47,6 @@ from .paths import REJECTED_TABLE, NameTooLong, integration_dir, table_path
 from .shape import SQL_TYPES
 
 logger = logging.getLogger(__name__)
-
-# SQLite primary result codes that mean "the disk or database cannot take writes right now".
-_UNAVAILABLE_CODES = {
-    3,  # SQLITE_PERM
-    5,  # SQLITE_BUSY
-    6,  # SQLITE_LOCKED
-    8,  # SQLITE_READONLY
-    10,  # SQLITE_IOERR
-    13,  # SQLITE_FULL
-    14,  # SQLITE_CANTOPEN
-}
 
 # --durability: FULL syncs the WAL on every commit, so a 2xx survives power loss; NORMAL syncs
 # only at checkpoints, so a 2xx survives a crash of the process but not of the machine.
@@ -90,6 +79,7 @@ class Store:
         self._pool_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self.is_stopping = False
+        self.disk = DiskHealth(data_dir)
 
     async def close(self) -> None:
         async with self._pool_lock:
@@ -98,13 +88,9 @@ class Store:
                 async with tdb.lock:
                     await tdb.conn.close()
 
-    def problem(self) -> str | None:
-        """Why the store cannot take writes now, or None (for ``/v2/import/status``)."""
-        if not self.data_dir.is_dir():
-            return f"data directory {self.data_dir} does not exist"
-        if not os.access(self.data_dir, os.W_OK | os.X_OK):
-            return f"data directory {self.data_dir} is not writable"
-        return None
+    async def problem(self) -> str | None:
+        """Why the store cannot take writes now, or None (for ``/v2/import/status``, readyz)."""
+        return await self.disk.problem()
 
     async def load(
         self, client_id: int, integration: str, batch: TableBatch, received_at: str
@@ -122,7 +108,7 @@ class Store:
             await self._log_rejections(client_id, integration, batch.table_name, rejections)
             return LoadResult(batch.table_name, 0, 0, len(rejections))
 
-        with _unavailable_on_disk_faults():
+        with self.disk.guard():
             async with self._table_db(path) as tdb:
                 plan, accepted = await self._load_in_transaction(tdb.conn, batch, received_at)
         await self._log_rejections(client_id, integration, batch.table_name, plan.rejected)
@@ -163,7 +149,7 @@ class Store:
             (at, table_name, r.reason, json.dumps(r.record, default=str, ensure_ascii=False))
             for r in rejections
         ]
-        with _unavailable_on_disk_faults():
+        with self.disk.guard():
             async with self._table_db(path, (_REJECTED_DDL,)) as tdb:
                 await tdb.conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -204,7 +190,7 @@ class Store:
                     async with tdb.lock:
                         tdb.closed = True
                         await tdb.conn.close()
-            with _unavailable_on_disk_faults():
+            with self.disk.guard(commits=False):
                 return await asyncio.to_thread(_delete, target)
 
     async def forget_rejections(self, client_id: int, integration: str, table_name: str) -> None:
@@ -214,7 +200,7 @@ class Store:
         )
         if not path.is_file():
             return
-        with _unavailable_on_disk_faults():
+        with self.disk.guard():
             async with self._table_db(path, (_REJECTED_DDL,)) as tdb:
                 await tdb.conn.execute(
                     f"DELETE FROM {sql.q(REJECTED_TABLE)} WHERE table_name = ?", (table_name,)
@@ -270,6 +256,7 @@ def _delete(target: Path) -> bool:
 
 async def _connect(path: Path, ddl: tuple[str, ...], synchronous: str) -> aiosqlite.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
+    is_new = not path.exists()
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         await conn.execute("PRAGMA journal_mode=WAL")
@@ -279,6 +266,12 @@ async def _connect(path: Path, ddl: tuple[str, ...], synchronous: str) -> aiosql
             await conn.execute(statement)
     except BaseException:
         await conn.close()
+        if is_new:
+            # Created, then the disk filled up: a file without its metadata tables would read as
+            # a broken table (admin API, CLI) until the retry; the retry creates it afresh.
+            with suppress(OSError):
+                await asyncio.to_thread(_delete, path)
+                await asyncio.to_thread(Path(f"{path}-journal").unlink, missing_ok=True)
         raise
     return conn
 
@@ -372,18 +365,3 @@ async def _stage_children(
         ]
         if rows:
             await db.executemany(sql.insert_sql(stage, [sql.ORDINAL, *columns]), rows)
-
-
-@contextmanager
-def _unavailable_on_disk_faults() -> Iterator[None]:
-    """Turn disk and database faults into 503s; anything else is a bug and propagates."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _UNAVAILABLE_CODES:
-            raise
-        logger.warning("storage unavailable: %s", exc)
-        raise ServiceUnavailable() from exc
-    except OSError as exc:
-        logger.warning("storage unavailable: %s", exc)
-        raise ServiceUnavailable() from exc
