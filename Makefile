@@ -44,8 +44,18 @@ fuzz: $(STAMP)
 	IMPORTAPI_LITE_FUZZ=deep $(BIN)/pytest -q -p no:cacheprovider tests/fuzz_endpoints.py
 
 # The crash test: 25 SIGKILLs (and 5 SIGTERMs) under concurrent load; nothing acknowledged is lost.
+# Then the load test: 64 senders for 60 s; expected answers only, newest acked versions stored,
+# RSS bounded (figures: req/s, records/s, p50/p99 by endpoint, peak RSS).
 stress: $(STAMP)
 	$(BIN)/python bench/crash.py --kills 25 --sigterms 5 --senders 8
+	$(BIN)/python bench/load.py --senders 64 --seconds 60
+
+# Security: bandit reads the package for risky code (its skips and their reasons: pyproject.toml
+# [tool.bandit]); pip-audit looks each installed distribution up in PyPI's advisory data and fails
+# on a known vulnerability. A distribution it cannot look up is listed as skipped, not failed.
+audit: $(STAMP)
+	$(BIN)/bandit -q -c pyproject.toml -r importapi_lite
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -17,7 +17,7 @@ from .settings import DURABILITY, REGIONS, Settings
 from .storage.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
 
 DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
-DEV_TOKEN_FILE = "dev-token"
+DEV_TOKEN_FILE = "dev-token"  # a file name, not a secret  # nosec B105
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:

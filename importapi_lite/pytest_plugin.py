@@ -121,8 +121,9 @@ class ImportApiServer:
             method=method,
             headers={"Authorization": f"Bearer {self._admin}", "Content-Type": "application/json"},
         )
+        # Always the fixture's own http://127.0.0.1 server: never a file: or custom scheme.
         try:
-            with urllib.request.urlopen(request, timeout=read_timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=read_timeout) as response:  # nosec B310
                 return str(response.read().decode("utf-8"))
         except urllib.error.HTTPError as error:
             if error.code == 404:

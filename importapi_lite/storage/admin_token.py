@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .tokens import hash_secret
 
-ADMIN_TOKEN_FILE = "admin-token"
+ADMIN_TOKEN_FILE = "admin-token"  # a file name, not a secret  # nosec B105
 
 
 def ensure_admin_token(data_dir: Path) -> str:
