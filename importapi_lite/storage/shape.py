@@ -10,6 +10,7 @@ lands in (and whether it splits) is decided later, against the table's existing 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -74,12 +75,18 @@ def utc_text(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Text already in the stored form (years 1000-9999, where strftime pads nothing): parsing checks
+# it is a real date and time, and formatting it again, the costly part, would give it back.
+_STORED_FORM = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
 def parse_timestamp(text: str) -> str | None:
     """ISO-8601 text (offsets with or without a colon, naive = UTC) as stored, or None."""
     try:
-        return utc_text(dt.datetime.fromisoformat(text))
+        value = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
+    return text if _STORED_FORM.fullmatch(text) else utc_text(value)
 
 
 def decimal_text(value: Decimal) -> str:
@@ -150,7 +157,7 @@ def _flatten(
     properties = schema.properties if schema is not None else {}
     for key, value in obj.items():
         name = f"{prefix}__{key}" if prefix else key
-        sub = _resolve(properties.get(key), value)
+        sub = resolve(properties.get(key), value)
         if isinstance(value, dict):
             _flatten(value, sub, name, path, levels, cells, children)
         elif isinstance(value, list):
@@ -169,7 +176,7 @@ def _element(
     levels: tuple[int, ...],
     children: list[ChildRow],
 ) -> None:
-    sub = _resolve(schema, element)
+    sub = resolve(schema, element)
     if isinstance(element, list):  # arrays of arrays: rows of ``<path>__value`` (SPEC §13.4)
         items = sub.items if sub is not None else None
         for index, inner in enumerate(element):
@@ -233,7 +240,7 @@ def _matches(node: SchemaNode, value: Any) -> bool:
     return isinstance(value, list) and "array" in types
 
 
-def _resolve(schema: SchemaNode | None, value: Any) -> SchemaNode | None:
+def resolve(schema: SchemaNode | None, value: Any) -> SchemaNode | None:
     """The subschema that types ``value``: for ``anyOf``/``oneOf``, the first that fits it.
 
     A type list of several non-null types (``["integer", "string"]``) leaves the value's own
@@ -245,4 +252,4 @@ def _resolve(schema: SchemaNode | None, value: Any) -> SchemaNode | None:
         fits = [o for o in schema.options if o.declared is not None]
     else:
         fits = [o for o in schema.options if _matches(o, value)]
-    return _resolve(fits[0], value) if fits else None
+    return resolve(fits[0], value) if fits else None

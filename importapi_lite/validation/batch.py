@@ -265,6 +265,11 @@ class _RecordValidator:
     def __init__(self, schema: dict[str, Any]) -> None:
         self.reference = jsonschema.Draft4Validator(schema, registry=_NO_RETRIEVAL)
         self.fast: Any = None
+        # Under a schema that tests flat records by their field names and value types alone,
+        # one valid record vouches for every record with the same names and types.
+        self.valid_signatures: set[tuple[Any, ...]] | None = (
+            set() if _types_decide(schema) else None
+        )
         if "$ref" not in json.dumps(schema):
             try:
                 self.fast = fastjsonschema.compile(
@@ -275,16 +280,64 @@ class _RecordValidator:
                 self.fast = None  # what it cannot compile, the reference still checks
 
     def errors(self, data: dict[str, Any]) -> list[jsonschema.ValidationError]:
+        signature, valid = None, self.valid_signatures
+        if valid is not None:
+            types = tuple(map(type, data.values()))
+            if dict not in types and list not in types:
+                signature = (tuple(data), types)
+                if signature in valid:
+                    return []
         if self.fast is not None:
             try:
                 self.fast(data)
-                return []
             except fastjsonschema.JsonSchemaValueException:
                 pass
+            else:
+                if signature is not None and valid is not None and len(valid) < MAX_SIGNATURES:
+                    valid.add(signature)
+                return []
         return list(self.reference.iter_errors(data))
 
 
 DRAFT_4 = "http://json-schema.org/draft-04/schema#"
+MAX_SIGNATURES = 4096  # valid signatures remembered per schema
+
+# Draft-4 keywords that test a scalar by more than its type (or reach elsewhere, $ref).
+_VALUE_KEYWORDS = {
+    "$ref", "enum", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+    "maxLength", "minLength", "pattern",
+}  # fmt: skip
+_COMBINERS = ("allOf", "anyOf", "oneOf")
+
+
+def _types_decide(schema: dict[str, Any]) -> bool:
+    """Whether validity of a flat record (no object or array values) under this root schema
+    depends only on its field names and the types of its values. ``format`` is not enforced;
+    keywords for objects and arrays do nothing to a scalar; names decide ``required``,
+    ``additionalProperties: false``, ``patternProperties`` and property counts."""
+    if any(k in schema for k in (*_COMBINERS, "not", "$ref", "enum")):
+        return False
+    subschemas = [
+        *(schema.get("properties") or {}).values(),
+        *(schema.get("patternProperties") or {}).values(),
+    ]
+    additional = schema.get("additionalProperties", True)
+    if not isinstance(additional, bool):
+        subschemas.append(additional)
+    dependencies = schema.get("dependencies") or {}
+    if not all(isinstance(d, list) for d in dependencies.values()):
+        return False  # a schema dependency tests the whole record
+    return all(_type_tests_only(s) for s in subschemas)
+
+
+def _type_tests_only(schema: Any) -> bool:
+    """Whether this schema tests a scalar by nothing but its type."""
+    if not isinstance(schema, dict) or not _VALUE_KEYWORDS.isdisjoint(schema):
+        return False
+    combined = [s for k in _COMBINERS for s in schema.get(k) or ()]
+    if "not" in schema:
+        combined.append(schema["not"])
+    return all(_type_tests_only(s) for s in combined)
 
 
 @functools.lru_cache(maxsize=64)

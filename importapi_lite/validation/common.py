@@ -9,6 +9,7 @@ MAX_DATA_POINTS = 10_000
 MAX_KEY_LENGTH = 1_024
 MAX_SEQUENCE = 9223372036854775807
 MIN_SEQUENCE = -9223372036854775808
+_NESTED = frozenset((dict, list))  # decoded JSON holds exactly these types, never subclasses
 
 
 def is_integer(value: Any) -> bool:
@@ -22,7 +23,7 @@ def is_scalar(value: Any) -> bool:
 
 def exceeds_data_points(data: dict[str, Any], limit: int = MAX_DATA_POINTS) -> bool:
     """More than ``limit`` scalar leaves, nulls included [mock-defined count, SPEC §15 Q11]."""
-    if len(data) <= limit and not any(isinstance(v, (dict, list)) for v in data.values()):
+    if len(data) <= limit and _NESTED.isdisjoint(map(type, data.values())):
         return False  # flat records, the common case: one leaf per field
     count = 0
     stack: list[Any] = [data]
