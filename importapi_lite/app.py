@@ -11,8 +11,10 @@ from .admin.dashboard import DASHBOARD_PREFIX, dashboard_app
 from .admin.faults import Faults
 from .admin.journal import Journal
 from .admin.routes import ADMIN_PREFIX, admin_app
+from .budget import ByteBudget
 from .keys import (
     admin_token_key,
+    body_budget_key,
     faults_key,
     journal_key,
     request_slots_key,
@@ -40,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     app[faults_key] = Faults()
     app[request_slots_key] = asyncio.Semaphore(settings.max_concurrent_requests)
     app[uploads_key] = set()
+    app[body_budget_key] = ByteBudget(settings.body_memory)
     app.cleanup_ctx.append(_storage)
     app.on_shutdown.append(_stop_waiters)
     setup_routes(app)

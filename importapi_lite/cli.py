@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--read-timeout", type=int, help=Settings.help("read_timeout") + " [default: 60]"
     )
+    serve.add_argument("--body-memory", type=int, help=Settings.help("body_memory"))
     serve.add_argument(
         "--admin-token",
         help=Settings.help("admin_token")
@@ -157,6 +158,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                     "durability",
                     "max_concurrent_requests",
                     "read_timeout",
+                    "body_memory",
                 )
             },
         )

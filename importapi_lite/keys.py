@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .admin.faults import Fault, Faults
 from .admin.journal import Journal
+from .budget import ByteBudget
 from .models import LoadResult
 from .settings import Settings
 from .storage import Store
@@ -23,6 +24,7 @@ faults_key = web.AppKey("faults", Faults)
 request_slots_key = web.AppKey("request_slots", asyncio.Semaphore)
 # The read deadlines of bodies being received, brought forward on shutdown.
 uploads_key: web.AppKey[set[asyncio.Timeout]] = web.AppKey("uploads")
+body_budget_key = web.AppKey("body_budget", ByteBudget)
 
 # Set by middleware for the handler (SPEC §3.3): who is asking, and the body as read.
 received_at_key = web.RequestKey("received_at", str)

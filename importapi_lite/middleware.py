@@ -35,6 +35,7 @@ from .errors import (
     Unauthorized,
 )
 from .keys import (
+    body_budget_key,
     body_key,
     fault_key,
     faults_key,
@@ -50,6 +51,7 @@ from .keys import (
 )
 from .responses import batch_status, json_response, text_response
 from .routes import belongs_to_sub_app, endpoint_of
+from .settings import Settings
 from .storage.loading import now_text
 
 logger = logging.getLogger(__name__)
@@ -194,7 +196,9 @@ async def body_size_middleware(request: web.Request, handler: Handler) -> web.St
     """413 from Content-Length before reading; otherwise read, counting, and stop at the limit.
 
     Counting while reading also bounds chunked and compressed bodies (the limit applies to the
-    decoded bytes, SPEC §15 Q12).
+    decoded bytes, SPEC §15 Q12). The body's size is held in the byte budget (``budget.py``)
+    from before reading until the response; a body that does not declare its decoded size
+    holds the limit.
     """
     endpoint = endpoint_of(request)
     if endpoint is None or not endpoint.media_types:
@@ -203,6 +207,17 @@ async def body_size_middleware(request: web.Request, handler: Handler) -> web.St
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(request.content_length)
+    budget = request.config_dict[body_budget_key]
+    declared = request.content_length
+    if declared is None or "Content-Encoding" in request.headers:
+        declared = limit
+    async with budget.hold(declared):
+        return await _read_and_handle(request, handler, settings, limit)
+
+
+async def _read_and_handle(
+    request: web.Request, handler: Handler, settings: Settings, limit: int
+) -> web.StreamResponse:
     chunks: list[bytes] = []
     size = 0
     uploads = request.config_dict[uploads_key]

@@ -84,6 +84,11 @@ class Settings:
     read_timeout: int = _setting(
         60, "Seconds a client may take to send its request body (a stalled upload gets 408)."
     )
+    body_memory: int = _setting(
+        16_777_216,
+        "Bytes of request bodies being read or processed at once (16 MiB default); more "
+        "requests wait their turn before their body is read, and a larger body runs alone.",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -107,6 +112,8 @@ class Settings:
             raise SettingError("max_concurrent_requests", "must be at least 1")
         if self.read_timeout < 1:
             raise SettingError("read_timeout", "must be at least 1 second")
+        if self.body_memory < 1:
+            raise SettingError("body_memory", "must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

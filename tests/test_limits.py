@@ -12,7 +12,7 @@ import pytest
 from importapi_lite import Settings, create_app
 from importapi_lite.keys import store_key
 
-from .conftest import Api, db_path, make_token, record
+from .conftest import Api, db_path, db_rows, make_token, record
 
 SERVICE_UNAVAILABLE = {"status": "ERROR", "message": "Service Unavailable"}
 
@@ -82,3 +82,59 @@ async def test_durability_sets_how_the_table_databases_sync(
 def test_unknown_durability_is_refused() -> None:
     with pytest.raises(ValueError, match="durability must be one of fsync, fast"):
         Settings(durability="maybe")
+
+
+async def test_a_body_past_the_memory_budget_waits_its_turn_then_loads(
+    aiohttp_client: Any, tmp_path: Any
+) -> None:
+    api, config = await server(aiohttp_client, tmp_path, max_body_bytes=1000, body_memory=1000)
+    # A slow upload declares 950 bytes: it holds 950 of the 1,000-byte budget while it arrives.
+    first = [record("t", 1, {"id": 1, "pad": ""})]
+    first[0]["data"]["pad"] = "x" * (950 - len(json.dumps(first)))
+    body = json.dumps(first).encode()
+    assert len(body) == 950
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write(
+        b"POST /v2/import/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + api.token.encode() + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10]
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+
+    second = asyncio.create_task(api.push([record("t", 2, {"id": 2})]))
+    await asyncio.sleep(0.5)
+    assert not second.done()  # it waits rather than being refused or read into memory
+
+    writer.write(body[10:])
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    assert head.startswith(b"HTTP/1.1 201 ")
+    assert (await asyncio.wait_for(second, timeout=5)).status == 201
+    writer.close()
+    assert sorted(row["id"] for row in db_rows(config, "t")) == [1, 2]
+
+
+async def test_a_client_that_leaves_while_holding_the_budget_frees_it(
+    aiohttp_client: Any, tmp_path: Any
+) -> None:
+    api, _ = await server(aiohttp_client, tmp_path, max_body_bytes=1000, body_memory=1000)
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write(
+        b"POST /v2/import/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + api.token.encode() + b"\r\nContent-Length: 1000\r\n\r\n["
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    waiting = asyncio.create_task(api.push([record("t", 1, {"id": 1})]))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+
+    writer.close()  # the holder goes away mid-upload
+
+    assert (await asyncio.wait_for(waiting, timeout=5)).status == 201
+
+
+def test_a_body_memory_below_one_byte_is_refused() -> None:
+    with pytest.raises(ValueError, match="body_memory"):
+        Settings(body_memory=0)

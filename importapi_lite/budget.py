@@ -1,0 +1,56 @@
+"""A byte budget for request bodies in memory: requests wait their turn, first come first served.
+
+A 4 MiB batch body becomes ~40 MiB of Python objects while it is decoded, validated and
+loaded, and the event loop works on one request at a time anyway, so 64 big uploads at once
+buy no speed and cost a gigabyte. ``body_size_middleware`` holds a body's declared size (the
+limit, when it declares none) from before reading it until the response, so at most
+``capacity`` bytes of bodies are in the server at once; small pushes pass straight through
+while the budget has room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+class ByteBudget:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.free = capacity
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self.capacity)  # one body larger than the budget runs alone
+        if self._waiting or size > self.free:
+            turn = asyncio.get_running_loop().create_future()
+            self._waiting.append((size, turn))
+            try:
+                await turn
+            except asyncio.CancelledError:  # the client went away while waiting
+                if turn.done() and not turn.cancelled():
+                    self._release(size)  # granted in the same instant: give it back
+                else:
+                    self._waiting.remove((size, turn))
+                    self._grant()  # it may have been first in line, holding others up
+                raise
+        else:
+            self.free -= size
+        try:
+            yield
+        finally:
+            self._release(size)
+
+    def _release(self, size: int) -> None:
+        self.free += size
+        self._grant()
+
+    def _grant(self) -> None:
+        # In arrival order: a big body at the head is not starved by small ones behind it.
+        while self._waiting and self._waiting[0][0] <= self.free:
+            size, turn = self._waiting.popleft()
+            self.free -= size
+            turn.set_result(None)
