@@ -1,342 +1,91 @@
-"""Ingest benchmark: the server against the bare SQLite ceiling, side by side in one run.
+"""Ingest benchmark: the server against the bare SQLite ceiling and a bare aiohttp handler, side
+by side in one run, printed as one table of medians and ratios beside issue 5's targets.
 
-Not a test: it reports figures (medians of ``--runs`` runs after a warm-up) and ratios. The server
-runs as its own process, as in production; this process only sends requests and times them.
+Not a test: it reports figures (medians of ``--runs`` runs after a warm-up). The servers run as
+their own processes, as in production; this process only sends requests and times them, except
+the 1-record load, which comes from yet another process (wrk, or ``loadgen.py``).
 
     make bench                      # or: .venv/bin/python bench/ingest.py --runs 5
+    .venv/bin/python bench/ingest.py --quick    # every figure from small sizes, < 2 minutes
+
+Modules, one per concern: ``workload`` (what is sent), ``servers`` (the processes), ``ceiling``
+(bare sqlite3), ``batch_cases`` and ``big_table`` (/batch), ``push_cases`` (/push),
+``server_load`` (64 connections), ``resources`` (start-up, RSS, WAL), ``report`` (the table).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime as dt
-import decimal
-import io
-import json
 import os
-import socket
-import sqlite3
-import statistics
-import subprocess
-import sys
+import shutil
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from transit.writer import Writer
-
-RECORDS = 20_000
-SYNCHRONOUS = "FULL"  # the ceiling syncs as the server does: set from --durability
-PUSH_RECORDS = 5_000
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string"},
-        "a": {"type": "integer"},
-        "b": {"type": "string"},
-        "c": {"type": "number"},
-        "d": {"type": "boolean"},
-        "e": {"type": "string"},
-        "f": {"type": "integer"},
-        "g": {"type": "string", "format": "date-time"},
-        "h": {"type": ["null", "string"]},
-        "i": {"type": "string"},
-    },
-}
+import batch_cases
+import big_table
+import push_cases
+import resources
+import server_load
+from options import Options, parse
+from report import Row, mib, print_table, stage
+from servers import Server, create_token
+from workload import batch_body, records
 
 
-def records(count: int, seed: int) -> list[dict[str, object]]:
-    """Ten-field records of about 210 bytes with random-looking UUID keys."""
-    return [
-        {
-            "id": str(uuid.UUID(int=(seed << 64) + i * 2654435761)),
-            "a": i,
-            "b": f"name {i}",
-            "c": i * 1.5,
-            "d": i % 2 == 0,
-            "e": "x" * 20,
-            "f": i % 7,
-            "g": "2026-01-01T00:00:00.000000Z",
-            "h": None,
-            "i": "y" * 30,
-        }
-        for i in range(count)
-    ]
-
-
-def bare_sqlite(rows: list[dict[str, object]], sequences: list[int], path: Path) -> float:
-    """The ceiling: one executemany upsert with the same sequence rule and sync mode, WAL."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
-    columns = [*rows[0], "_sdc_sequence"]
-    db.execute(f"CREATE TABLE IF NOT EXISTS t ({', '.join(columns)}, PRIMARY KEY (id))")
-    sql = (
-        f"INSERT INTO t AS e ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-        f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in columns[1:])} "
-        "WHERE excluded._sdc_sequence >= e._sdc_sequence"
-    )
-    params = [(*r.values(), s) for r, s in zip(rows, sequences, strict=True)]
-    started = time.perf_counter()
-    db.execute("BEGIN")
-    db.executemany(sql, params)
-    db.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    db.close()
-    return elapsed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, data_dir: Path, durability: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        created = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "importapi_lite",
-                "tokens",
-                "create",
-                "--client-id",
-                "7723",
-                "--data-dir",
-                str(data_dir),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        self.token = created.stdout.strip().splitlines()[-1]
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "importapi_lite",
-                "serve",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(data_dir),
-                "--max-body-bytes",
-                "20971520",
-                "--durability",
-                durability,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    async def wait(self, session: aiohttp.ClientSession) -> None:
-        for _ in range(200):
-            try:
-                async with session.get(self.url + "/v2/import/status") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-async def timed_post(
-    session: aiohttp.ClientSession, server: Server, path: str, body: bytes, content_type: str
-) -> float:
-    headers = {"Authorization": f"Bearer {server.token}", "Content-Type": content_type}
-    started = time.perf_counter()
-    async with session.post(server.url + path, data=body, headers=headers) as response:
-        text = await response.text()
-        assert response.status == 201, text
-    return time.perf_counter() - started
-
-
-def batch_body(table: str, rows: list[dict[str, object]], sequences: list[int]) -> bytes:
-    messages = [
-        {"action": "upsert", "sequence": s, "data": r} for r, s in zip(rows, sequences, strict=True)
-    ]
-    body = {"table_name": table, "schema": SCHEMA, "key_names": ["id"], "messages": messages}
-    return json.dumps(body).encode()
-
-
-def push_records(table: str, count: int, typed: bool) -> list[dict[str, object]]:
-    out = []
-    for i, row in enumerate(records(count, 99)):
-        data = dict(row)
-        if typed:  # the values only Transit can carry: ~m ~f ~u ~i
-            data["g"] = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-            data["c"] = decimal.Decimal(f"{i}.25")
-            data["id"] = uuid.UUID(str(row["id"]))
-            data["a"] = 2**60 + i
-        out.append(
-            {
-                "client_id": 7723,
-                "table_name": table,
-                "sequence": i,
-                "action": "upsert",
-                "key_names": ["id"],
-                "data": data,
-            }
-        )
-    return out
-
-
-def transit_bytes(value: object) -> bytes:
-    stream = io.StringIO()
-    Writer(stream, "json").write(value)
-    return stream.getvalue().encode()
-
-
-def median(runs: list[float]) -> float:
-    return statistics.median(runs)
-
-
-async def main(runs: int, durability: str) -> None:
-    work = Path(tempfile.mkdtemp(prefix="importapi-bench-"))
-    server = Server(work / "data", durability)
-    results: list[tuple[str, float, float | None]] = []  # (label, rows/s, ratio to ceiling)
+async def run(options: Options, work: Path) -> list[Row]:
+    with stage(f"pre-filling the {options.big_rows:,}-row table"):
+        big = await big_table.prefill(work, options)
+    data_dir = work / "data"
+    token = create_token(data_dir)
+    server = Server(data_dir, token, options.durability)
     try:
-        async with aiohttp.ClientSession() as session:
-            await server.wait(session)
-
-            async def measure(
-                label: str,
-                count: int,
-                server_run: Callable[[int], Awaitable[float]],
-                ceiling_run: Callable[[int], float] | None,
-            ) -> None:
-                ours, bare = [], []
-                for run in range(runs + 1):  # run 0 warms up
-                    elapsed = await server_run(run)
-                    ceiling = ceiling_run(run) if ceiling_run else None
-                    if run:
-                        ours.append(elapsed)
-                        if ceiling is not None:
-                            bare.append(ceiling)
-                rate = count / median(ours)
-                ratio = (median(bare) / median(ours)) if bare else None
-                results.append((label, rate, ratio))
-
-            for mode in ("insert (fresh table)", "update (newer sequence)", "stale re-send"):
-
-                async def server_run(run: int, mode: str = mode) -> float:
-                    table = f"b{run}_{mode.split()[0]}"
-                    return await _batch_mode(session, server, table, records(RECORDS, run), mode)
-
-                def ceiling_run(run: int, mode: str = mode) -> float:
-                    rows = records(RECORDS, run)
-                    path = work / f"bare-{mode.split()[0]}-{run}.db"
-                    return _bare_mode(rows, mode, path)
-
-                await measure(f"/batch 20k, {mode}", RECORDS, server_run, ceiling_run)
-
-            json_rate: list[float] = []
-            for encoding in ("JSON", "Transit"):
-
-                async def push_run(run: int, encoding: str = encoding) -> float:
-                    table = f"p_{encoding}_{run}"
-                    if encoding == "JSON":
-                        body = json.dumps(push_records(table, PUSH_RECORDS, False)).encode()
-                        media = "application/json"
-                    else:
-                        body = transit_bytes(push_records(table, PUSH_RECORDS, True))
-                        media = "application/transit+json"
-                    return await timed_post(session, server, "/v2/import/push", body, media)
-
-                await measure(f"/push 5k, {encoding}", PUSH_RECORDS, push_run, None)
-                json_rate.append(results[-1][1])
-
-            latencies = []
-            headers = {
-                "Authorization": f"Bearer {server.token}",
-                "Content-Type": "application/json",
-            }
-            for i in range(1000):
-                body = json.dumps(
-                    [
-                        {
-                            "client_id": 7723,
-                            "table_name": "one",
-                            "sequence": i,
-                            "action": "upsert",
-                            "key_names": ["id"],
-                            "data": {"id": i % 100, "v": i},
-                        }
-                    ]
+        async with aiohttp.ClientSession(timeout=big_table.TIMEOUT) as session:
+            with stage("/batch, fresh table"):
+                rows = await batch_cases.fresh_table_cases(
+                    session, server, big.shape, work, options
                 )
-                started = time.perf_counter()
-                async with session.post(
-                    server.url + "/v2/import/push", data=body, headers=headers
-                ) as r:
-                    assert r.status == 201
-                latencies.append(time.perf_counter() - started)
+            with stage("/batch, big table"):
+                rows += await big_table.big_table_cases(big, work, options)
+            with stage("/batch, two tables vs one"):
+                rows += await batch_cases.two_tables_vs_one(session, server, options)
+            with stage("/push, JSON vs Transit, one connection"):
+                rows += await push_cases.json_vs_transit(session, server, options)
+                rows.append(await push_cases.one_connection_latency(session, server, options))
+            with stage(f"/push, {options.connections} connections"):
+                rows += server_load.one_record_load(server, options)
     finally:
         server.stop()
+    with stage("start-up"):
+        rows.append(resources.startup(data_dir, token, options))
+    with stage("peak RSS"):
+        rows.append(await resources.peak_rss(data_dir, token, options))
+    with stage("WAL under load"):
+        rows.append(await resources.wal_under_load(data_dir, token, options))
+    return rows
 
-    print(
-        f"importapi-lite ingest benchmark: medians of {runs} runs, {os.cpu_count()} cores, "
-        f"--durability {durability}"
+
+def title(options: Options, seconds: float) -> str:
+    body = len(batch_body("fresh_insert_0", records(options.records, 0), 2000))
+    return (
+        f"importapi-lite ingest benchmark: medians of {options.runs} run(s) after a warm-up, "
+        f"{os.cpu_count()} cores, --durability {options.durability}, {seconds:.0f} s\n"
+        f"/batch bodies of {options.records:,} records ({mib(body)}) from 2 concurrent senders; "
+        "ratios to bare are the server's rate over the bare one's"
     )
-    print(f"{'case':44} {'rows/s':>10} {'vs bare SQLite':>15}")
-    for label, rate, ratio in results:
-        shown = f"{ratio:.2f}" if ratio is not None else "-"
-        print(f"{label:44} {rate:>10,.0f} {shown:>15}")
-    print(f"{'Transit push rate / JSON push rate':44} {json_rate[1] / json_rate[0]:>10.2f}")
-    latencies.sort()
-    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
-    print(
-        f"{'1-record push, one connection: p50 / p99':44} {p50 * 1e3:>7.2f} ms / {p99 * 1e3:.2f} ms"
-    )
 
 
-async def _batch_mode(
-    session: aiohttp.ClientSession,
-    server: Server,
-    table: str,
-    rows: list[dict[str, object]],
-    mode: str,
-) -> float:
-    count = len(rows)
-    if mode != "insert (fresh table)":  # load the rows first, at sequence 1000
-        await timed_post(
-            session,
-            server,
-            "/v2/import/batch",
-            batch_body(table, rows, [1000] * count),
-            "application/json",
-        )
-    sequence = {"insert (fresh table)": 1, "update (newer sequence)": 2000, "stale re-send": 1}[
-        mode
-    ]
-    body = batch_body(table, rows, [sequence] * count)
-    return await timed_post(session, server, "/v2/import/batch", body, "application/json")
-
-
-def _bare_mode(rows: list[dict[str, object]], mode: str, path: Path) -> float:
-    count = len(rows)
-    if mode != "insert (fresh table)":
-        bare_sqlite(rows, [1000] * count, path)
-    sequence = {"insert (fresh table)": 1, "update (newer sequence)": 2000, "stale re-send": 1}[
-        mode
-    ]
-    return bare_sqlite(rows, [sequence] * count, path)
+def main() -> None:
+    options = parse(description="importapi-lite against bare SQLite and bare aiohttp (issue 5).")
+    work = Path(tempfile.mkdtemp(prefix="importapi-bench-"))
+    started = time.perf_counter()
+    try:
+        rows = asyncio.run(run(options, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_table(title(options, time.perf_counter() - started), rows)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured runs per case (median)")
-    parser.add_argument("--durability", choices=("fsync", "fast"), default="fsync")
-    arguments = parser.parse_args()
-    SYNCHRONOUS = {"fsync": "FULL", "fast": "NORMAL"}[arguments.durability]
-    asyncio.run(main(arguments.runs, arguments.durability))
+    main()
