@@ -60,11 +60,23 @@ _REJECTED_DDL = (
 
 
 @dataclass(eq=False)
+class _Job:
+    """One request's data for a table, waiting for the transaction that will commit it."""
+
+    batch: TableBatch
+    received_at: str
+    done: asyncio.Future[tuple[LoadPlan, int]]  # its plan and rows changed, once committed
+
+
+@dataclass(eq=False)
 class _TableDb:
     path: Path
     conn: aiosqlite.Connection
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
+    # The tables and columns as of the last commit: only this connection writes the file, so
+    # loads need not read it back each time. None: read it (first use, or after a failure).
+    layout: Layout | None = None
     closed: bool = False  # by a reset, while someone waited for the lock: open the file afresh
 
 
@@ -80,6 +92,7 @@ class Store:
         self._changed = asyncio.Event()
         self.is_stopping = False
         self.disk = DiskHealth(data_dir)
+        self._waiting: dict[Path, list[_Job]] = {}  # loads waiting for each table's lock
 
     async def close(self) -> None:
         async with self._pool_lock:
@@ -108,33 +121,30 @@ class Store:
             await self._log_rejections(client_id, integration, batch.table_name, rejections)
             return LoadResult(batch.table_name, 0, 0, len(rejections))
 
-        with self.disk.guard():
-            async with self._table_db(path) as tdb:
-                plan, accepted = await self._load_in_transaction(tdb.conn, batch, received_at)
+        job = _Job(batch, received_at, asyncio.get_running_loop().create_future())
+        waiting = self._waiting.setdefault(path, [])
+        waiting.append(job)
+        try:
+            with self.disk.guard():
+                async with self._table_db(path) as tdb:
+                    if not job.done.done():  # else a load before ours committed it with its own
+                        group = waiting[:]
+                        waiting.clear()
+                        if self._waiting.get(path) is waiting:
+                            del self._waiting[path]
+                        await _load_group(tdb, group, job, waiting)
+                plan, accepted = job.done.result()  # its failure, raised inside our disk guard
+        except asyncio.CancelledError:
+            if job in waiting:
+                waiting.remove(job)  # not taken by anyone yet: it never runs
+            elif job.done.done() and not job.done.cancelled():
+                job.done.exception()  # taken and finished: nobody else will look
+            raise
         await self._log_rejections(client_id, integration, batch.table_name, plan.rejected)
         self._notify_change()
         return LoadResult(
             batch.table_name, accepted, plan.accepted_upserts - accepted, len(plan.rejected)
         )
-
-    async def _load_in_transaction(
-        self, db: aiosqlite.Connection, batch: TableBatch, received_at: str
-    ) -> tuple[LoadPlan, int]:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            plan = plan_load(batch, await _read_layout(db), received_at, now_text())
-            await _apply_ddl(db, plan)
-            accepted = 0
-            if plan.table is not None:
-                accepted = await _run_steps(db, plan, plan.table)
-                if batch.bookmark_names is not None:
-                    bookmarks = json.dumps(list(batch.bookmark_names))
-                    await db.execute(sql.SET_BOOKMARKS, (bookmarks, batch.table_name))
-            await db.execute("COMMIT")
-        except BaseException:
-            await _rollback(db)
-            raise
-        return plan, accepted
 
     async def _log_rejections(
         self, client_id: int, integration: str, table_name: str, rejections: list[Rejection]
@@ -276,6 +286,77 @@ async def _connect(path: Path, ddl: tuple[str, ...], synchronous: str) -> aiosql
     return conn
 
 
+async def _load_group(tdb: _TableDb, group: list[_Job], mine: _Job, waiting: list[_Job]) -> None:
+    """Group commit: every load waiting for this table, in arrival order, in one transaction.
+
+    Concurrent small pushes to one table would otherwise each pay a transaction and an fsync
+    in turn. Each job's future is set only after the COMMIT, so a 2xx still means committed.
+    A job that fails while loading takes the transaction down with it: it gets its failure,
+    and the others run again without it, in a new transaction (rare, and dearer than
+    savepoints only then). A failed COMMIT fails every job: nothing of theirs was committed.
+    If the request running the group (``mine``) is cancelled, the others go back to
+    ``waiting`` for the next holder of the lock.
+    """
+    pending = list(group)
+    try:
+        while pending:
+            blamed = await _try_group(tdb, pending)
+            if blamed is None:
+                return
+            job, exc = blamed
+            job.done.set_exception(exc)
+            pending.remove(job)
+    except BaseException:
+        waiting[:0] = [j for j in pending if j is not mine and not j.done.done()]
+        raise
+
+
+async def _try_group(tdb: _TableDb, group: list[_Job]) -> tuple[_Job, Exception] | None:
+    """Run the jobs in one transaction. None when done: committed, or failed as a whole (BEGIN
+    or COMMIT), with every future set; else the job whose load failed, futures left unset."""
+    db = tdb.conn
+    outcomes: list[tuple[LoadPlan, int]] = []
+    layout, tdb.layout = tdb.layout, None  # set again only once this transaction commits
+    loading: _Job | None = None  # the job being loaded, to blame for a failure
+    try:
+        await db.execute("BEGIN IMMEDIATE")
+        if layout is None:
+            layout = await _read_layout(db)
+        for loading in group:
+            plan, accepted = await _load_batch(db, loading, layout)
+            layout = plan.layout
+            outcomes.append((plan, accepted))
+        loading = None
+        await db.execute("COMMIT")
+    except Exception as exc:
+        await _rollback(db)
+        if loading is not None and len(group) > 1:
+            return loading, exc
+        for job in group:  # nothing was committed, and no one job is to blame
+            job.done.set_exception(exc)
+        return None
+    except BaseException:
+        await _rollback(db)
+        raise
+    tdb.layout = layout
+    for job, outcome in zip(group, outcomes, strict=True):
+        job.done.set_result(outcome)
+    return None
+
+
+async def _load_batch(db: aiosqlite.Connection, job: _Job, layout: Layout) -> tuple[LoadPlan, int]:
+    batch = job.batch
+    plan = plan_load(batch, layout, job.received_at, now_text())
+    await _apply_ddl(db, plan)
+    accepted = 0
+    if plan.table is not None:
+        accepted = await _run_steps(db, plan, plan.table)
+        if batch.bookmark_names is not None:
+            bookmarks = json.dumps(list(batch.bookmark_names))
+            await db.execute(sql.SET_BOOKMARKS, (bookmarks, batch.table_name))
+    return plan, accepted
+
+
 async def _rollback(db: aiosqlite.Connection) -> None:
     # After a failed COMMIT (disk full, I/O error) SQLite may have rolled back already.
     try:
@@ -316,7 +397,8 @@ async def _apply_ddl(db: aiosqlite.Connection, plan: LoadPlan) -> None:
 async def _run_steps(db: aiosqlite.Connection, plan: LoadPlan, table: TableInfo) -> int:
     """Apply upserts and activations in request order; the number of rows the upserts changed."""
     columns = list(table.columns)
-    upsert = sql.upsert_sql(table.name, columns, table.key_columns if table.key_names else ())
+    keys = table.key_columns if table.key_names else ()
+    upsert = sql.upsert_sql(table.name, columns, keys)
     subtables = [(t.name, list(t.columns)) for t in plan.subtables]
     if subtables:
         for statement in sql.staging_sql(table.name, table.key_columns, subtables):

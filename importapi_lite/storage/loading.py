@@ -185,8 +185,10 @@ def plan_load(
     *,
     reuse_flat_plans: bool = True,  # False: every record the general way (tests compare both)
 ) -> LoadPlan:
-    working = {name: _copy(info) for name, info in layout.items()}
-    placer = _Placer(batch.table_name, working, received_at, batched_at, reuse_flat_plans)
+    # A shallow copy: the placer never changes a TableInfo, it replaces it with a changed copy.
+    working = dict(layout)
+    reuse = reuse_flat_plans and len(batch.messages) > 1  # one record leaves nobody to reuse
+    placer = _Placer(batch.table_name, working, received_at, batched_at, reuse)
     schema = compile_schema(batch.schema)
     steps: list[RowsStep | ActivateVersion] = []
     rejected: list[Rejection] = []

@@ -15,6 +15,7 @@ encoding exceeds ``MAX_FILE_NAME_BYTES`` cannot be stored: ``NameTooLong``.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from urllib.parse import unquote
@@ -53,6 +54,7 @@ def integration_dir(data_dir: Path, client_id: int, integration: str) -> Path:
     return data_dir / str(int(client_id)) / encode_name(integration)
 
 
+@functools.lru_cache(maxsize=1024)  # the encoding is pure and costs more than a request's SQL
 def table_path(data_dir: Path, client_id: int, integration: str, table_name: str) -> Path:
     """The database file of a top-level table (its subtables live in the same file)."""
     return integration_dir(data_dir, client_id, integration) / (encode_name(table_name) + DB_SUFFIX)

@@ -8,6 +8,7 @@ their parent through triggers that fire only when the parent's upsert changed it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 META_TABLE = "_sdc_table_meta"
@@ -114,6 +115,11 @@ def upsert_sql(table: str, columns: Sequence[str], key_names: Sequence[str]) -> 
     Without keys it is an append (SPEC §10.3). The SELECT needs its WHERE anyway: without one,
     SQLite would parse ``ON`` as a join constraint (see SQLite's UPSERT docs, "parsing ambiguity").
     """
+    return _upsert_sql(table, tuple(columns), tuple(key_names))
+
+
+@functools.lru_cache(maxsize=256)  # small pushes would otherwise build it for every request
+def _upsert_sql(table: str, columns: tuple[str, ...], key_names: tuple[str, ...]) -> str:
     n = len(columns)
     version = f"?{columns.index(TABLE_VERSION) + 1}"
     sql = (
