@@ -7,6 +7,7 @@ Every option of ``serve`` is also an ``IMPORTAPI_LITE_*`` variable; flags win (`
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from .storage.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError,
 
 DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
 DEV_TOKEN_FILE = "dev-token"  # a file name, not a secret  # nosec B105
+GC_YOUNG_THRESHOLD = 50_000  # allocations between collections of the youngest generation (700)
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -266,5 +268,11 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
             '"data": {"id": 1, "name": "Finn"}}]\'',
         ]
     print("\n".join(lines), flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    app = create_app(settings)
+    # A 20,000-record batch allocates ~1M objects, nearly all freed by reference counting, yet
+    # each 700 allocations would start a collection that walks the young ones: 15% of the time
+    # of a big batch. Rarer young collections, and start-up's objects out of every walk.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    gc.freeze()
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
     return 0

@@ -413,7 +413,8 @@ async def _run_steps(db: aiosqlite.Connection, plan: LoadPlan, table: TableInfo)
             continue
         if subtables:
             await _stage_children(db, step, table, subtables, ordinal)
-        params = [(*(p.row.get(c) for c in columns), table.name) for p in step.points]
+        name = table.name
+        params = [(*map(p.row.get, columns), name) for p in step.points]
         cursor = await db.executemany(upsert, params)
         changed += cursor.rowcount
         ordinal += len(step.points)
@@ -435,13 +436,13 @@ async def _stage_children(
     identity = [*table.key_columns, sql.SEQUENCE, sql.TABLE_VERSION]
     await db.executemany(
         sql.insert_sql(sql.POINTS_TABLE, [sql.ORDINAL, *identity]),
-        [(first + i, *(p.row.get(c) for c in identity)) for i, p in enumerate(step.points)],
+        [(first + i, *map(p.row.get, identity)) for i, p in enumerate(step.points)],
     )
     for index, (name, columns) in enumerate(subtables):
         stage = sql.stage_table(index)
         await db.execute(f"DELETE FROM temp.{sql.q(stage)}")
         rows = [
-            (first + i, *(row.get(c) for c in columns))
+            (first + i, *map(row.get, columns))
             for i, point in enumerate(step.points)
             for row in point.children.get(name, ())
         ]
