@@ -276,6 +276,14 @@ def _double(rep: str) -> float | None:
     return None if math.isnan(value) else value
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _uuid_text(rep: str) -> str:
+    # What writers send is already the canonical form, which is what str(UUID(rep)) gives back.
+    return rep if _CANONICAL_UUID.fullmatch(rep) else str(uuid.UUID(rep))
+
+
 _SPECIAL_NUMBERS = {"NaN": None, "INF": math.inf, "-INF": -math.inf}
 
 # Scalar tags and their plain values, exactly as the reference's handlers and ``_plain`` give.
@@ -285,17 +293,20 @@ _SCALAR_TAGS: dict[str, Any] = {
     "n": int,
     "d": _double,
     "f": _finite_decimal,
-    "u": lambda rep: str(uuid.UUID(rep)),
+    "u": _uuid_text,
     "m": _Millis.from_rep,  # UTC already
     "t": lambda rep: _plain(_Instant.from_rep(rep)),
     "z": _SPECIAL_NUMBERS.__getitem__,
 }
+# Tags whose values never take a cache slot, by their first two characters (keywords do).
+_SCALAR_VALUE_TAGS = {f"~{mark}": convert for mark, convert in _SCALAR_TAGS.items() if mark != ":"}
 _ESCAPES = ("~", "^", "`")
 _FIRST_CODE: int = FIRST_ORD  # cache codes: base-44 digits from "0"
 _CODE_DIGITS: int = CACHE_CODE_DIGITS
 _KEY_MARKS = (":", *_ESCAPES)
-_MARKS = ("~", "^")  # text starting with neither is itself, and never cached as a value
-_JSON_SCALARS = (bool, int, float)
+_MARKS = frozenset(("~", "^"))  # text starting with neither is itself, never cached as a value
+_JSON_SCALARS = frozenset((bool, int, float))
+_PLAIN = frozenset((bool, int, float, type(None)))  # JSON values that are their own reading
 
 
 class _FastReader:
@@ -311,16 +322,25 @@ class _FastReader:
 
     def __init__(self) -> None:
         self.slots: list[str] = []  # the rolling cache, as ``_ReadCache`` keeps it
+        self.known_keys: dict[tuple[Any, ...], tuple[str, ...]] = {}  # by the keys as written
+        self.restarts = 0  # of the cache
 
     def value(self, node: Any) -> Any:
         kind = type(node)
-        if kind is str:
-            # Most values are text that no tag, escape or cache reference could touch.
-            return node if node[:1] not in _MARKS else self.parse(self.cached(node, False))
-        if kind is list:
-            return self.read_list(node) if node else []
         if node is None or kind in _JSON_SCALARS:
             return node
+        if kind is str:
+            # Most values are text that no tag, escape or cache reference could touch, and
+            # most of the rest scalar tags, which never take a cache slot.
+            mark = node[:2]
+            if mark[:1] not in _MARKS:
+                return node
+            convert = _SCALAR_VALUE_TAGS.get(mark)
+            if convert is not None:
+                return convert(node[2:])
+            return self.parse(self.cached(node, False))
+        if kind is list:
+            return self.read_list(node) if node else []
         raise _Unhandled  # a JSON object: a verbose-mode map
 
     def read_list(self, node: list[Any]) -> Any:
@@ -339,35 +359,54 @@ class _FastReader:
         return [head, *map(self.value, node[1:])]
 
     def read_map(self, node: list[Any]) -> dict[str, Any]:
-        size = len(node)
-        if size % 2 == 0:
+        if not len(node) & 1:
             raise _Unhandled
-        value, cached = self.value, self.cached
-        keys = node[1::2]
-        result = {}
-        for index, key in enumerate(keys):
-            # Map keys are the cache's main use: mostly ``^<code>`` references and names.
-            if type(key) is not str:
-                raise _Unhandled
-            first = key[:1]
-            if first == "^" or first == "~" or len(key) >= 4:
-                key = cached(key, True)
-                if key[:1] == "~":
-                    if key[1:2] not in _KEY_MARKS:
-                        raise _Unhandled
-                    key = key[2:] if key[1] == ":" else key[1:]
-            item = node[2 * index + 2]
-            kind = type(item)
-            if kind is str:
-                result[key] = item if item[:1] not in _MARKS else value(item)
-            elif kind is list:
-                result[key] = value(item)
-            elif item is None or kind in _JSON_SCALARS:
-                result[key] = item
-            else:
-                raise _Unhandled
+        raw = tuple(node[1::2])
+        keys = self.known_keys.get(raw)
+        if keys is None:
+            return self.read_map_in_order(node, raw)
+        value, restarts = self.value, self.restarts
+        # Plain items inline: a call per value would cost more than the rest of the reading.
+        items = [
+            item
+            if (kind := type(item)) in _PLAIN or (kind is str and item[:1] not in _MARKS)
+            else value(item)
+            for item in node[2::2]
+        ]
+        if self.restarts != restarts:
+            raise _Unhandled  # the cache restarted among the values: later keys mean others
+        result = dict(zip(keys, items, strict=True))
         if len(result) != len(keys):
             raise _Unhandled  # keys that collide once plain: the reference decides which wins
+        return result
+
+    def read_map_in_order(self, node: list[Any], raw: tuple[Any, ...]) -> dict[str, Any]:
+        """Key, value, key, value, as the cache fills; the keys remembered if that was pure.
+
+        Records repeat their keys: a writer spells a long key out once, then refers to its
+        cache slot, so from the second record on a map's keys are references and short names.
+        Reading those takes no cache slot, so ``read_map`` can look them up and read the keys
+        before the values (until the cache restarts).
+        """
+        result = {}
+        keys = []
+        pure = True
+        for key, item in zip(raw, node[2::2], strict=True):
+            if type(key) is not str:
+                raise _Unhandled
+            if len(key) >= 4 and key[0] != "^":
+                pure = False  # read in full: it takes a cache slot
+            key = self.cached(key, True)
+            if key[:1] == "~":
+                if key[1:2] not in _KEY_MARKS:
+                    raise _Unhandled
+                key = key[2:] if key[1] == ":" else key[1:]
+            keys.append(key)
+            result[key] = self.value(item)
+        if len(result) != len(keys):
+            raise _Unhandled  # keys that collide once plain: the reference decides which wins
+        if pure:
+            self.known_keys[raw] = tuple(keys)
         return result
 
     def cached(self, text: str, as_map_key: bool) -> str:
@@ -385,6 +424,8 @@ class _FastReader:
         if len(text) >= 4 and (as_map_key or text[:2] in ("~#", "~$", "~:")):
             if len(slots) == CACHE_SIZE:
                 slots.clear()
+                self.known_keys.clear()  # references now mean other keys
+                self.restarts += 1
             slots.append(text)
         return text
 

@@ -359,6 +359,19 @@ def test_the_cache_restarts_after_1936_entries_in_both_readers():
     assert fast[1] == {"k1936": 1, "k1937": 2}
 
 
+def test_a_cache_restart_among_a_maps_values_is_read_as_the_reference_reads_it():
+    # Map keys read before their values (known keys, see read_map) must not outlive a restart
+    # that happens while reading the values: "^1" then names a key cached after the restart.
+    fill = ["^ "] + [item for i in range(1935) for item in (f"k{i:04d}", 0)]
+    known = ["^ ", "^0", 1, "^1", 2]
+    restarting = ["^ ", "^0", ["^ ", "late1", 1, "late2", 2, "late3", 3], "^1", 4]
+    parsed = [fill, known, restarting]
+
+    assert same(
+        answer(TRANSIT, json.dumps(parsed).encode()), reference_answer(json.dumps(parsed).encode())
+    )
+
+
 @pytest.mark.parametrize(
     "body",
     ['[{"~#set": [1]}]', '[["~#set", [1, 2]]]', '[["~#cmap", [1, 2]]]', '["~?t", "~_"]'],

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from importapi_lite.models import TableBatch, Upsert
 from importapi_lite.storage.loading import LoadPlan, RowsStep, plan_load
+from importapi_lite.storage.shape import parse_timestamp, utc_text
 from importapi_lite.storage.sql import PRIMARY_KEY
 
 RECEIVED = "2024-01-01T00:00:00.000000Z"
@@ -128,3 +129,19 @@ def test_a_value_its_plan_cannot_convert_is_placed_the_general_way():
     assert rows[1]["at__st"] == "not a date" and rows[1]["n"] == 6
     assert rows[2]["at"] == "2026-01-02T00:00:00.000000Z" and rows[2]["n__de"] == str(2**70)
     assert "at" not in rows[1] and "n" not in rows[2]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    st.datetimes(
+        timezones=st.none() | st.just(dt.UTC) | st.timezones(),
+        min_value=dt.datetime(1, 1, 2),
+        max_value=dt.datetime(9999, 12, 30),
+    )
+)
+def test_timestamps_are_stored_exactly_as_strftime_writes_them(value):
+    utc = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+    assert utc_text(value) == utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if utc.year >= 1000:  # strftime writes year 999 as "999", which is no ISO-8601 text
+        assert parse_timestamp(utc_text(value)) == utc_text(value)

@@ -72,7 +72,10 @@ def utc_text(value: dt.datetime) -> str:
     """Timestamps as stored: ISO-8601, UTC, microseconds, ``Z`` (SPEC §12.1)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = value.astimezone(dt.UTC)
+    if value.year >= 1000:  # isoformat is 4x faster; strftime pads no year below 1000 (glibc)
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # Text already in the stored form (years 1000-9999, where strftime pads nothing): parsing checks
