@@ -22,16 +22,25 @@ async def server(aiohttp_client: Any, tmp_path: Any, **settings: Any) -> tuple[A
     return Api(await aiohttp_client(create_app(config)), make_token(config)), config
 
 
+async def slow_upload(
+    api: Api, length: int, sent: bytes = b"["
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A push whose headers declare ``length`` bytes of body, of which only ``sent`` arrive."""
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write(
+        b"POST /v2/import/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + api.token.encode() + b"\r\n"
+        b"Content-Length: " + str(length).encode() + b"\r\n\r\n" + sent
+    )
+    await writer.drain()
+    return reader, writer
+
+
 async def test_requests_past_the_limit_get_503_at_once(aiohttp_client: Any, tmp_path: Any) -> None:
     api, _ = await server(aiohttp_client, tmp_path, max_concurrent_requests=1)
     slow = record("t", 1, {"id": 1})
     # A stalled upload holds the only slot: headers sent, body not yet.
-    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
-    writer.write(
-        b"POST /v2/import/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + api.token.encode() + b"\r\nContent-Length: 500\r\n\r\n["
-    )
-    await writer.drain()
+    reader, writer = await slow_upload(api, 500)
     await asyncio.sleep(0.2)
     started = time.monotonic()
     reply = await api.push([slow])
@@ -48,12 +57,7 @@ async def test_a_stalled_upload_gets_408_after_the_read_timeout(
     aiohttp_client: Any, tmp_path: Any
 ) -> None:
     api, config = await server(aiohttp_client, tmp_path, read_timeout=1)
-    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
-    writer.write(
-        b"POST /v2/import/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + api.token.encode() + b"\r\nContent-Length: 100\r\n\r\n[{"
-    )
-    await writer.drain()
+    reader, writer = await slow_upload(api, 100, b"[{")
     started = time.monotonic()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
     assert head.startswith(b"HTTP/1.1 408 ")
@@ -93,13 +97,7 @@ async def test_a_body_past_the_memory_budget_waits_its_turn_then_loads(
     first[0]["data"]["pad"] = "x" * (950 - len(json.dumps(first)))
     body = json.dumps(first).encode()
     assert len(body) == 950
-    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
-    writer.write(
-        b"POST /v2/import/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + api.token.encode() + b"\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10]
-    )
-    await writer.drain()
+    reader, writer = await slow_upload(api, len(body), body[:10])
     await asyncio.sleep(0.2)
 
     second = asyncio.create_task(api.push([record("t", 2, {"id": 2})]))
@@ -119,12 +117,7 @@ async def test_a_client_that_leaves_while_holding_the_budget_frees_it(
     aiohttp_client: Any, tmp_path: Any
 ) -> None:
     api, _ = await server(aiohttp_client, tmp_path, max_body_bytes=1000, body_memory=1000)
-    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
-    writer.write(
-        b"POST /v2/import/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + api.token.encode() + b"\r\nContent-Length: 1000\r\n\r\n["
-    )
-    await writer.drain()
+    _, writer = await slow_upload(api, 1000)
     await asyncio.sleep(0.2)
     waiting = asyncio.create_task(api.push([record("t", 1, {"id": 1})]))
     await asyncio.sleep(0.3)
