@@ -193,10 +193,12 @@ def staging_sql(
         f"CREATE INDEX temp.{q(POINTS_TABLE + '_identity')} "
         f"ON {q(POINTS_TABLE)} ({identity_index})",
     ]
-    for i, (table, columns) in enumerate(subtables):
+    for i, (_, columns) in enumerate(subtables):
+        # Columns without types: the subtable's own apply when the trigger moves the rows in.
+        # Not CREATE TABLE … AS SELECT, which names a column "true" or "false" "columnN".
+        staged = ", ".join([ORDINAL, *map(q, columns)])
         statements += [
-            f"CREATE TEMP TABLE {q(stage_table(i))} AS SELECT NULL AS {ORDINAL}, "
-            f"{', '.join(q(c) for c in columns)} FROM main.{q(table)} WHERE 0",
+            f"CREATE TEMP TABLE {q(stage_table(i))} ({staged})",
             f"CREATE INDEX temp.{q(stage_table(i) + '_ord')} ON {q(stage_table(i))} ({ORDINAL})",
         ]
     for event in ("INSERT", "UPDATE"):

@@ -3,14 +3,14 @@
 Check order (SPEC §5.4): root type, envelope (root violations, then each message's ``oneOf``),
 ``sequence`` range, schema validity, then per message: schema conformance, key presence, key
 length, data points. Texts follow the everit validator that Stitch's gate uses (``#/path: …``).
-The records are validated with ``jsonschema`` under Draft 4, ``format`` not enforced.
+The records are validated with ``jsonschema`` under Draft 4, ``format`` not enforced; schema
+regexes run through ``patterns``, under a time limit.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +21,7 @@ import referencing.exceptions
 
 from ..errors import BatchInvalid
 from ..models import ActivateVersion, Message, TableBatch, Upsert
+from . import patterns
 from .common import (
     MAX_DATA_POINTS,
     MAX_KEY_LENGTH,
@@ -149,9 +150,10 @@ def parse_batch(body: Any) -> TableBatch:
     for key in key_names:
         if not isinstance(declared, dict) or key not in declared:
             raise BatchInvalid(f"Record is missing key property {key}")
-    for index, message in enumerate(messages):
-        if message["action"] == "upsert":
-            _check_record(validator, message["data"], index, key_names)
+    with patterns.time_limit():
+        for index, message in enumerate(messages):
+            if message["action"] == "upsert":
+                _check_record(validator, message["data"], index, key_names)
     return TableBatch(
         table_name=body["table_name"],
         messages=[_message(m, key_names, body.get("table_version")) for m in messages],
@@ -259,18 +261,20 @@ class _RecordValidator:
     ``fastjsonschema`` compiles the schema to Python and checks a record ~20x faster than
     ``jsonschema``, which stays the reference: it alone decides a failure and words it (SPEC
     §5.4). Schemas with a ``$ref`` skip the fast path, since fastjsonschema would fetch remote
-    references; ``use_default=False`` keeps it from filling defaults into the data.
+    references; ``use_default=False`` keeps it from filling defaults into the data. Both match
+    regexes through ``patterns``, time-limited; a schema whose patterns fastjsonschema would
+    match with ``re`` while compiling (``required`` beside ``patternProperties``) skips it too.
     """
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        self.reference = jsonschema.Draft4Validator(schema, registry=_NO_RETRIEVAL)
+        self.reference = patterns.Draft4Validator(schema, registry=_NO_RETRIEVAL)
         self.fast: Any = None
         # Under a schema that tests flat records by their field names and value types alone,
         # one valid record vouches for every record with the same names and types.
         self.valid_signatures: set[tuple[Any, ...]] | None = (
             set() if _types_decide(schema) else None
         )
-        if "$ref" not in json.dumps(schema):
+        if "$ref" not in json.dumps(schema) and _compiles_without_matching(schema):
             try:
                 self.fast = fastjsonschema.compile(
                     {**schema, "$schema": DRAFT_4}, use_default=False, use_formats=False
@@ -278,6 +282,9 @@ class _RecordValidator:
             # Client schemas reach code generation: deep nesting gives a SyntaxError, and more.
             except Exception:  # noqa: BLE001
                 self.fast = None  # what it cannot compile, the reference still checks
+        if self.fast is not None and _has_patterns(schema):
+            if not patterns.time_fast_patterns(self.fast):
+                self.fast = None  # a client's pattern must never reach untimed ``re``
 
     def errors(self, data: dict[str, Any]) -> list[jsonschema.ValidationError]:
         signature, valid = None, self.valid_signatures
@@ -348,7 +355,7 @@ def _compiled(schema_text: str) -> _RecordValidator:
     if unknown is not None:
         raise BatchInvalid(f"Invalid JSON schema: unknown type: [{unknown}]")
     try:
-        jsonschema.Draft4Validator.check_schema(schema)
+        jsonschema.Draft4Validator.check_schema(schema, format_checker=patterns.SCHEMA_FORMATS)
     except jsonschema.SchemaError as exc:
         raise BatchInvalid(
             f"Invalid JSON schema: {_pointer(exc.absolute_path)}: {exc.message}"
@@ -361,27 +368,43 @@ def _compiled(schema_text: str) -> _RecordValidator:
     return _RecordValidator(schema)
 
 
-def _unusable_part(schema: dict[str, Any]) -> str | None:
-    """What the metaschema lets through but validation cannot use: bad regexes, odd $refs."""
+def _nodes(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every object in a schema: subschemas, and the maps that hold them."""
     stack: list[Any] = [schema]
     while stack:
         node = stack.pop()
         if isinstance(node, list):
             stack.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
+        elif isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+
+
+def _patterns_in(node: dict[str, Any]) -> list[str]:
+    found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+    if isinstance(node.get("patternProperties"), dict):
+        found += list(node["patternProperties"])
+    return found
+
+
+def _has_patterns(schema: dict[str, Any]) -> bool:
+    return any(_patterns_in(node) for node in _nodes(schema))
+
+
+def _compiles_without_matching(schema: dict[str, Any]) -> bool:
+    """fastjsonschema matches ``required`` names to ``patternProperties`` with ``re``, untimed,
+    while it compiles; such schemas skip the fast path."""
+    return not any("required" in n and "patternProperties" in n for n in _nodes(schema))
+
+
+def _unusable_part(schema: dict[str, Any]) -> str | None:
+    """What the metaschema lets through but validation cannot use: bad regexes, odd $refs."""
+    for node in _nodes(schema):
         if "$ref" in node and not isinstance(node["$ref"], str):
             return "$ref must be a string"
-        patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
-        if isinstance(node.get("patternProperties"), dict):
-            patterns += list(node["patternProperties"])
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error:
+        for pattern in _patterns_in(node):
+            if not patterns.is_valid(pattern):
                 return f"invalid regular expression {json.dumps(pattern)}"
-        stack.extend(node.values())
     return None
 
 
@@ -405,6 +428,12 @@ def _check_record(
 ) -> None:
     try:
         errors = validator.errors(data)
+    except patterns.PatternTimedOut as exc:
+        where = patterns.locate(data, exc.text)
+        raise BatchInvalid(
+            f"Record {index} did not conform to schema: {where}: "
+            f"timed out matching pattern {exc.pattern}"  # [mock-defined]
+        ) from None
     except referencing.exceptions.Unresolvable:
         raise BatchInvalid("Invalid JSON schema: a $ref cannot be resolved") from None
     except RecursionError:
