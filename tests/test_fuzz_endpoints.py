@@ -1077,6 +1077,27 @@ def test_push_of_an_array_of_objects_with_a_field_named_true_is_stored_not_a_500
     assert read(path, f'SELECT "{name}", n FROM users__x') == [{name: 0, "n": "5"}]
 
 
+def test_push_of_an_array_in_an_array_both_named_empty_is_stored_not_a_500(
+    server: Server,
+) -> None:
+    # An empty path was taken for "top level", so the inner array's rows went to the outer
+    # array's subtable, users__, and collided there (a 500); they belong in users____.
+    record = {
+        "client_id": CLIENT_ID,
+        "table_name": "users",
+        "sequence": 0,
+        "action": "upsert",
+        "key_names": ["id"],
+        "data": {"id": 1, "": [{"": [7]}]},
+    }
+    server.reset()
+    assert send(server, PUSH, json_bytes([record])).status == 201
+    path = table_path(server.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "users")
+    assert read(path, "SELECT _sdc_level_0_id FROM users__") == [{"_sdc_level_0_id": 0}]
+    inner = read(path, "SELECT _sdc_level_1_id, value FROM users____")
+    assert inner == [{"_sdc_level_1_id": 0, "value": 7}]
+
+
 def _batch_with_pattern(where: str, pattern: str, text: str) -> bytes:
     if where == "pattern":
         schema = {"properties": {"id": {"type": "integer"}, "s": {"pattern": pattern}}}

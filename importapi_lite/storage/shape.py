@@ -164,7 +164,8 @@ def _flatten(
         if isinstance(value, dict):
             _flatten(value, sub, name, path, levels, cells, children)
         elif isinstance(value, list):
-            array_path = f"{path}__{name}" if path else name
+            # Inside an element (levels set), even an empty path is one: "" holds "" is "__".
+            array_path = f"{path}__{name}" if levels else name
             items = sub.items if sub is not None else None
             for index, element in enumerate(value):
                 _element(element, items, array_path, (*levels, index), children)
