@@ -6,9 +6,12 @@ stdlib ``sqlite3`` from the documented file path, as a user would.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -185,3 +188,18 @@ def table_files(settings: Settings) -> list[str]:
         for p in root.rglob("*")
         if p.is_file() and not p.name.endswith(("-wal", "-shm"))
     )
+
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def bench_script(file_name: str, module_name: str) -> ModuleType:
+    """A ``bench/`` script (not a package module) loaded from its file, once per session."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, BENCH / file_name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module

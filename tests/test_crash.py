@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import random
 import sqlite3
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,21 +20,11 @@ import aiohttp
 from importapi_lite.storage.paths import integration_dir, table_path
 from importapi_lite.storage.tokens import DEFAULT_INTEGRATION, TokenStore
 
-from .conftest import JSON, record
-
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from .conftest import JSON, bench_script, record
 
 
 def load_crash() -> ModuleType:
-    """``bench/crash.py`` is a script, not a package module: load it from its file."""
-    if "importapi_crash" in sys.modules:
-        return sys.modules["importapi_crash"]
-    spec = importlib.util.spec_from_file_location("importapi_crash", BENCH / "crash.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("crash.py", "importapi_crash")
 
 
 async def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None:

@@ -7,24 +7,14 @@ figures: requests and records a second, latencies by endpoint, the server's RSS 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from .conftest import bench_script
 
 
 def load_bench() -> ModuleType:
-    """``bench/load.py`` is a script, not a package module: load it from its file."""
-    if "importapi_load" in sys.modules:
-        return sys.modules["importapi_load"]
-    spec = importlib.util.spec_from_file_location("importapi_load", BENCH / "load.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("load.py", "importapi_load")
 
 
 async def test_concurrent_senders_get_expected_answers_and_newest_acked_versions_stored(
