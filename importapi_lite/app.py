@@ -17,6 +17,7 @@ from .keys import (
     body_budget_key,
     faults_key,
     journal_key,
+    preparer_key,
     request_slots_key,
     settings_key,
     store_key,
@@ -24,6 +25,7 @@ from .keys import (
     uploads_key,
 )
 from .middleware import end_uploads, middlewares
+from .offload import Preparer
 from .routes import setup_routes
 from .settings import Settings
 from .storage import Store
@@ -43,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     app[request_slots_key] = asyncio.Semaphore(settings.max_concurrent_requests)
     app[uploads_key] = set()
     app[body_budget_key] = ByteBudget(settings.body_memory)
+    app[preparer_key] = Preparer(settings.workers, settings.offload_bytes)
     app.cleanup_ctx.append(_storage)
     app.on_shutdown.append(_stop_waiters)
     setup_routes(app)
@@ -67,6 +70,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         max_open_tables=settings.max_open_tables,
         durability=settings.durability,
     )
+    Preparer.clear_staging(settings.data_dir)
     yield
+    await asyncio.to_thread(app[preparer_key].close)  # after the requests that use it
     await app[store_key].close()
     app[tokens_key].close()

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-timeout", type=int, help=Settings.help("read_timeout") + " [default: 60]"
     )
     serve.add_argument("--body-memory", type=int, help=Settings.help("body_memory"))
+    serve.add_argument("--workers", type=int, help=Settings.help("workers"))
+    serve.add_argument("--offload-bytes", type=int, help=Settings.help("offload_bytes"))
     serve.add_argument(
         "--admin-token",
         help=Settings.help("admin_token")
@@ -161,6 +163,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                     "max_concurrent_requests",
                     "read_timeout",
                     "body_memory",
+                    "workers",
+                    "offload_bytes",
                 )
             },
         )
@@ -240,6 +244,7 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
 
     from .admin.routes import ADMIN_PREFIX
     from .app import create_app
+    from .keys import preparer_key
 
     url = f"http://{settings.host}:{settings.port}"
     admin_hint = (
@@ -269,6 +274,7 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
         ]
     print("\n".join(lines), flush=True)
     app = create_app(settings)
+    app[preparer_key].warm_up()  # its processes start while the server does
     # A 20,000-record batch allocates ~1M objects, nearly all freed by reference counting, yet
     # each 700 allocations would start a collection that walks the young ones: 15% of the time
     # of a big batch. Rarer young collections, and start-up's objects out of every walk.

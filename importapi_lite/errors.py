@@ -55,6 +55,18 @@ class ImportApiError(Exception):
     def body(self) -> Body:
         return {"status": "ERROR", "message": self.message}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Worker processes (offload.py) send errors back pickled. Subclasses take other
+        # arguments than their message, so rebuild each from its state, not from its args.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[ImportApiError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class NotFound(ImportApiError):
     status = 404

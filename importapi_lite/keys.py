@@ -10,6 +10,7 @@ from .admin.faults import Fault, Faults
 from .admin.journal import Journal
 from .budget import ByteBudget
 from .models import LoadResult
+from .offload import Preparer
 from .settings import Settings
 from .storage import Store
 from .storage.admin_token import AdminToken
@@ -25,6 +26,7 @@ request_slots_key = web.AppKey("request_slots", asyncio.Semaphore)
 # The read deadlines of bodies being received, brought forward on shutdown.
 uploads_key: web.AppKey[set[asyncio.Timeout]] = web.AppKey("uploads")
 body_budget_key = web.AppKey("body_budget", ByteBudget)
+preparer_key = web.AppKey("preparer", Preparer)
 
 # Set by middleware for the handler (SPEC §3.3): who is asking, and the body as read.
 received_at_key = web.RequestKey("received_at", str)

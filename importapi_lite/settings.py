@@ -89,6 +89,14 @@ class Settings:
         "Bytes of request bodies being read or processed at once (16 MiB default); more "
         "requests wait their turn before their body is read, and a larger body runs alone.",
     )
+    workers: int = _setting(
+        -1,
+        "Worker processes that decode, validate and stage big bodies off the event loop "
+        "(-1: one per CPU core; 0: none, everything on the event loop).",
+    )
+    offload_bytes: int = _setting(
+        262_144, "Bodies of at least this many bytes go to the worker processes (256 KiB)."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -114,6 +122,10 @@ class Settings:
             raise SettingError("read_timeout", "must be at least 1 second")
         if self.body_memory < 1:
             raise SettingError("body_memory", "must be at least 1")
+        if self.workers < -1:
+            raise SettingError("workers", "must be -1 (one per core), 0 or more")
+        if self.offload_bytes < 0:
+            raise SettingError("offload_bytes", "must not be negative")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..codec import JSON, decode_body
-from ..keys import body_key
 from ..responses import created
-from ..validation import parse_batch
-from .loading import load_batches
+from .loading import load_body
 
 
 async def batch(request: web.Request) -> web.Response:
-    table_batch = parse_batch(decode_body(JSON, request[body_key]))
-    await load_batches(request, [table_batch])
+    await load_body(request, "batch")
     return created()

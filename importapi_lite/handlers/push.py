@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..codec import decode_body
-from ..keys import body_key, media_type_key, token_key
 from ..responses import created
-from ..validation import parse_push
-from .loading import load_batches
+from .loading import load_body
 
 
 async def push(request: web.Request) -> web.Response:
-    records = decode_body(request[media_type_key], request[body_key])
-    batches = parse_push(records, request[token_key].client_id)
-    await load_batches(request, batches)
+    await load_body(request, "push")
     return created()

@@ -36,15 +36,18 @@ from .loading import (
     LoadPlan,
     Rejection,
     RowsStep,
+    StagedRows,
     TableInfo,
     layout_from_rows,
     now_text,
     plan_load,
     raw_record,
+    rebase,
     table_name_problem,
 )
 from .paths import REJECTED_TABLE, NameTooLong, integration_dir, table_path
 from .shape import SQL_TYPES
+from .staging import StagedLoad, StalePlan
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +66,13 @@ _REJECTED_DDL = (
 class _Job:
     """One request's data for a table, waiting for the transaction that will commit it."""
 
-    batch: TableBatch
+    batch: TableBatch | StagedLoad
     received_at: str
     done: asyncio.Future[tuple[LoadPlan, int]]  # its plan and rows changed, once committed
+
+    @property
+    def is_staged(self) -> bool:
+        return isinstance(self.batch, StagedLoad)
 
 
 @dataclass(eq=False)
@@ -77,6 +84,8 @@ class _TableDb:
     # The tables and columns as of the last commit: only this connection writes the file, so
     # loads need not read it back each time. None: read it (first use, or after a failure).
     layout: Layout | None = None
+    # The layout as of the last commit, for plans made elsewhere (``layout_snapshots``).
+    snapshot: Layout | None = None
     closed: bool = False  # by a reset, while someone waited for the lock: open the file afresh
 
 
@@ -105,10 +114,37 @@ class Store:
         """Why the store cannot take writes now, or None (for ``/v2/import/status``, readyz)."""
         return await self.disk.problem()
 
+    def layout_snapshots(self, client_id: int, integration: str) -> dict[str, Layout]:
+        """The committed layouts of an integration's open tables, by table name: what a plan
+        made elsewhere (``staging.stage_batch``) is made against. Tables not here plan as new."""
+        folder = integration_dir(self.data_dir, client_id, integration)
+        found = {}
+        for path, tdb in self._open.items():
+            if path.parent == folder and tdb.snapshot:
+                top = next(name for name, info in tdb.snapshot.items() if info.parent is None)
+                found[top] = tdb.snapshot
+        return found
+
     async def load(
-        self, client_id: int, integration: str, batch: TableBatch, received_at: str
+        self,
+        client_id: int,
+        integration: str,
+        batch: TableBatch | StagedLoad,
+        received_at: str,
     ) -> LoadResult:
-        """Load one table's data points in one transaction; rejected ones go to _sdc_rejected."""
+        """Load one table's data points in one transaction; rejected ones go to _sdc_rejected.
+
+        A ``StagedLoad`` (planned and staged in a worker) raises ``StalePlan`` if the table's
+        layout is no longer the one it was planned against; nothing is written then.
+        """
+        if isinstance(batch, StagedLoad):
+            return await self._load_job(
+                table_path(self.data_dir, client_id, integration, batch.table_name),
+                client_id,
+                integration,
+                batch,
+                received_at,
+            )
         problem = table_name_problem(batch.table_name)
         path = None
         if problem is None:
@@ -120,7 +156,16 @@ class Store:
             rejections = [Rejection(problem or "", raw_record(m)) for m in batch.messages]
             await self._log_rejections(client_id, integration, batch.table_name, rejections)
             return LoadResult(batch.table_name, 0, 0, len(rejections))
+        return await self._load_job(path, client_id, integration, batch, received_at)
 
+    async def _load_job(
+        self,
+        path: Path,
+        client_id: int,
+        integration: str,
+        batch: TableBatch | StagedLoad,
+        received_at: str,
+    ) -> LoadResult:
         job = _Job(batch, received_at, asyncio.get_running_loop().create_future())
         waiting = self._waiting.setdefault(path, [])
         waiting.append(job)
@@ -128,9 +173,8 @@ class Store:
             with self.disk.guard():
                 async with self._table_db(path) as tdb:
                     if not job.done.done():  # else a load before ours committed it with its own
-                        group = waiting[:]
-                        waiting.clear()
-                        if self._waiting.get(path) is waiting:
+                        group = _take_group(waiting, job)
+                        if not waiting and self._waiting.get(path) is waiting:
                             del self._waiting[path]
                         await _load_group(tdb, group, job, waiting)
                 plan, accepted = job.done.result()  # its failure, raised inside our disk guard
@@ -286,6 +330,17 @@ async def _connect(path: Path, ddl: tuple[str, ...], synchronous: str) -> aiosql
     return conn
 
 
+def _take_group(waiting: list[_Job], mine: _Job) -> list[_Job]:
+    """The loads to commit together, taken out of ``waiting``: a staged load alone (its file is
+    attached for its transaction), else every load of the request kind that waits."""
+    if mine.is_staged:
+        waiting.remove(mine)
+        return [mine]
+    group = [j for j in waiting if not j.is_staged]
+    waiting[:] = [j for j in waiting if j.is_staged]
+    return group
+
+
 async def _load_group(tdb: _TableDb, group: list[_Job], mine: _Job, waiting: list[_Job]) -> None:
     """Group commit: every load waiting for this table, in arrival order, in one transaction.
 
@@ -318,10 +373,13 @@ async def _try_group(tdb: _TableDb, group: list[_Job]) -> tuple[_Job, Exception]
     outcomes: list[tuple[LoadPlan, int]] = []
     layout, tdb.layout = tdb.layout, None  # set again only once this transaction commits
     loading: _Job | None = None  # the job being loaded, to blame for a failure
+    staged = [j.batch for j in group if isinstance(j.batch, StagedLoad)]
     try:
+        for load in staged:  # not inside a transaction: SQLite refuses to ATTACH there
+            await db.execute(f"ATTACH DATABASE ? AS {sql.STAGED}", (str(load.path),))
         await db.execute("BEGIN IMMEDIATE")
         if layout is None:
-            layout = await _read_layout(db)
+            layout = tdb.snapshot = await _read_layout(db)  # as committed: we hold the lock
         for loading in group:
             plan, accepted = await _load_batch(db, loading, layout)
             layout = plan.layout
@@ -338,7 +396,10 @@ async def _try_group(tdb: _TableDb, group: list[_Job]) -> tuple[_Job, Exception]
     except BaseException:
         await _rollback(db)
         raise
-    tdb.layout = layout
+    finally:
+        if staged:
+            await _detach(db)
+    tdb.layout = tdb.snapshot = layout
     for job, outcome in zip(group, outcomes, strict=True):
         job.done.set_result(outcome)
     return None
@@ -346,15 +407,29 @@ async def _try_group(tdb: _TableDb, group: list[_Job]) -> tuple[_Job, Exception]
 
 async def _load_batch(db: aiosqlite.Connection, job: _Job, layout: Layout) -> tuple[LoadPlan, int]:
     batch = job.batch
-    plan = plan_load(batch, layout, job.received_at, now_text())
+    if isinstance(batch, StagedLoad):
+        rebased = rebase(batch.plan, batch.table_name, batch.planned_for, layout)
+        if rebased is None:
+            raise StalePlan(batch.table_name)
+        plan = rebased
+    else:
+        plan = plan_load(batch, layout, job.received_at, now_text())
     await _apply_ddl(db, plan)
     accepted = 0
     if plan.table is not None:
-        accepted = await _run_steps(db, plan, plan.table)
+        staged = batch if isinstance(batch, StagedLoad) else None
+        accepted = await _run_steps(db, plan, plan.table, staged)
         if batch.bookmark_names is not None:
             bookmarks = json.dumps(list(batch.bookmark_names))
             await db.execute(sql.SET_BOOKMARKS, (bookmarks, batch.table_name))
     return plan, accepted
+
+
+async def _detach(db: aiosqlite.Connection) -> None:
+    try:
+        await db.execute(f"DETACH DATABASE {sql.STAGED}")
+    except sqlite3.Error:
+        pass  # never attached (ATTACH failed); a connection that fails here is failing anyway
 
 
 async def _rollback(db: aiosqlite.Connection) -> None:
@@ -394,8 +469,11 @@ async def _apply_ddl(db: aiosqlite.Connection, plan: LoadPlan) -> None:
         await db.execute(sql.INSERT_COLUMN, (name, column, type_))
 
 
-async def _run_steps(db: aiosqlite.Connection, plan: LoadPlan, table: TableInfo) -> int:
-    """Apply upserts and activations in request order; the number of rows the upserts changed."""
+async def _run_steps(
+    db: aiosqlite.Connection, plan: LoadPlan, table: TableInfo, staged: StagedLoad | None
+) -> int:
+    """Apply upserts and activations in request order; the number of rows the upserts changed.
+    The rows of a ``staged`` plan are in its attached file."""
     columns = list(table.columns)
     keys = table.key_columns if table.key_names else ()
     upsert = sql.upsert_sql(table.name, columns, keys)
@@ -411,6 +489,10 @@ async def _run_steps(db: aiosqlite.Connection, plan: LoadPlan, table: TableInfo)
             for statement in sql.activate_version_sql(tables, table.name):
                 await db.execute(statement, (step.table_version, table.name))
             continue
+        if isinstance(step, StagedRows):
+            assert staged is not None
+            changed += await _move_staged(db, step, table, columns, keys, subtables, staged)
+            continue
         if subtables:
             await _stage_children(db, step, table, subtables, ordinal)
         name = table.name
@@ -422,6 +504,38 @@ async def _run_steps(db: aiosqlite.Connection, plan: LoadPlan, table: TableInfo)
         for statement in sql.drop_staging_sql(len(subtables)):
             await db.execute(statement)
     return changed
+
+
+async def _move_staged(
+    db: aiosqlite.Connection,
+    step: StagedRows,
+    table: TableInfo,
+    columns: list[str],
+    keys: tuple[str, ...],
+    subtables: list[tuple[str, list[str]]],
+    load: StagedLoad,
+) -> int:
+    """A staged step's rows in: data points and subtable rows to the temp staging tables of
+    the children triggers, then the parent rows through the upsert; the rows it changed."""
+    points = (step.first, step.first + step.count)
+    if subtables:
+        await db.execute(f"DELETE FROM temp.{sql.q(sql.POINTS_TABLE)}")
+        identity = [sql.ORDINAL, *table.key_columns, sql.SEQUENCE, sql.TABLE_VERSION]
+        copy = sql.copy_staged_sql(sql.STAGED_POINTS, sql.POINTS_TABLE, identity, identity)
+        await db.execute(copy, points)
+        for index, (name, child_columns) in enumerate(subtables):
+            stage = sql.stage_table(index)
+            await db.execute(f"DELETE FROM temp.{sql.q(stage)}")
+            if name not in step.children:
+                continue  # a subtable the plan did not know: no rows for it in this step
+            offset, count = step.children[name]
+            staged_table, staged = load.staged[name]
+            wanted = [sql.ORDINAL, *child_columns]
+            copy = sql.copy_staged_sql(staged_table, stage, wanted, {sql.ORDINAL, *staged})
+            await db.execute(copy, (offset, offset + count))
+    upsert = sql.staged_upsert_sql(table.name, columns, keys, load.staged[table.name][1])
+    cursor = await db.execute(upsert, (*points, table.name))
+    return cursor.rowcount
 
 
 async def _stage_children(

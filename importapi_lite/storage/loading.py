@@ -147,13 +147,23 @@ class RowsStep:
     points: list[Point] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class StagedRows:
+    """A step's rows once staged (``staging.py``): data points ``first`` to ``first + count - 1``
+    by ordinal, and by subtable name, the ``(offset, count)`` of its rows in its staged table."""
+
+    first: int
+    count: int
+    children: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
 @dataclass
 class LoadPlan:
     table: TableInfo | None  # None when nothing was accepted into a table that does not exist
     layout: Layout  # every table of the file after the load
     new_tables: list[str]  # created by this load, parents first
     new_columns: list[tuple[str, str]]  # (table, column) added to tables that existed
-    steps: list[RowsStep | ActivateVersion]
+    steps: list[RowsStep | ActivateVersion] | list[StagedRows | ActivateVersion]
     rejected: list[Rejection]
     accepted_upserts: int
 
@@ -222,6 +232,69 @@ def plan_load(
         steps=steps,
         rejected=rejected,
         accepted_upserts=placer.accepted,
+    )
+
+
+def rebase(
+    plan: LoadPlan, table_name: str, planned_for: Layout, current: Layout
+) -> LoadPlan | None:
+    """The plan made against ``planned_for``, for ``current`` instead; None unless it would
+    have been made the same there.
+
+    Layouts only grow: a concurrent load may have added tables and columns since the plan was
+    made (two senders creating one table, say). Every cell's column was chosen by whether its
+    name, or its split name, existed with its type; so the plan holds if every table and column
+    it uses exists in ``current`` as it does in the plan (same keys, same types) or not at all,
+    no new name meets an existing one by case, and no table passes the column limit. Only the
+    tables and columns to create are worked out again.
+    """
+    if current == planned_for:
+        return plan
+    if any(name not in current for name in planned_for):
+        return None  # a table was removed (a reset): start over
+    merged = dict(current)
+    new_tables: list[str] = []
+    new_columns: list[tuple[str, str]] = []
+    for name, info in plan.layout.items():
+        existing = current.get(name)
+        if existing is None:
+            if any(fold(other) == fold(name) for other in current):
+                return None
+            merged[name] = info
+            new_tables.append(name)
+            continue
+        same_table = (existing.parent, existing.key_columns, existing.key_names) == (
+            info.parent,
+            info.key_columns,
+            info.key_names,
+        )
+        if not same_table:
+            return None
+        added = {}
+        for column, type_ in info.columns.items():
+            known = existing.columns.get(column)
+            if known is None:
+                if fold(column) in existing.folded:
+                    return None
+                added[column] = type_
+            elif known != type_:
+                return None
+        if added:
+            grown = TableInfo(
+                name, info.parent, info.key_columns, info.key_names, existing.columns | added
+            )
+            if len(grown.columns) > MAX_COLUMNS:
+                return None
+            merged[name] = grown
+            new_columns += [(name, column) for column in added]
+    return LoadPlan(
+        table=merged.get(table_name),
+        layout=merged,
+        new_tables=new_tables,
+        new_columns=new_columns,
+        steps=plan.steps,
+        rejected=plan.rejected,
+        accepted_upserts=plan.accepted_upserts,
     )
 
 

@@ -9,7 +9,7 @@ their parent through triggers that fire only when the parent's upsert changed it
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 META_TABLE = "_sdc_table_meta"
 COLUMNS_TABLE = "_sdc_columns"
@@ -22,6 +22,11 @@ BATCHED_AT = "_sdc_batched_at"
 EXTRACTED_AT = "_sdc_extracted_at"
 PRIMARY_KEY = "__sdc_primary_key"  # key-less tables only (SPEC §9 C15: two underscores)
 ORDINAL = "_sdc_ord"  # temp staging only: a data point's position in the load
+# Staging files (staging.py), attached as STAGED: rows by position (_sdc_row, from 1), in order.
+STAGED = "staged"
+STAGED_ROW = "_sdc_row"
+STAGED_PARENT = "parent"
+STAGED_POINTS = "points"
 
 SCHEMA_VERSION = 1  # PRAGMA user_version of the metadata tables below
 
@@ -134,6 +139,66 @@ def _upsert_sql(table: str, columns: tuple[str, ...], key_names: tuple[str, ...]
         f"{sql} ON CONFLICT ({', '.join(q(k) for k in key_names)}) DO UPDATE SET {updates} "
         f"WHERE excluded.{q(SEQUENCE)} >= existing.{q(SEQUENCE)}"
     )
+
+
+def staged_child(index: int) -> str:
+    return f"child_{index}"
+
+
+def staging_file_sql(
+    columns: Sequence[str], identity: Sequence[str], subtables: Sequence[Sequence[str]]
+) -> list[str]:
+    """The tables of a staging file: parent rows, data points, one table per subtable's rows.
+
+    Columns have no declared type, so every value stays exactly as bound until the load gives it
+    its column's affinity. ``_sdc_row`` (rowid) numbers the rows; no client column can be named
+    so (reserved prefix), as one can be named ``rowid``.
+    """
+    row = f"{STAGED_ROW} INTEGER PRIMARY KEY"
+    tables = [(STAGED_PARENT, list(columns))]
+    if subtables:
+        tables.append((STAGED_POINTS, [ORDINAL, *identity]))
+        tables += [(staged_child(i), [ORDINAL, *c]) for i, c in enumerate(subtables)]
+    return [f"CREATE TABLE {q(name)} ({', '.join([row, *map(q, cols)])})" for name, cols in tables]
+
+
+def _staged_range(table: str, columns: Sequence[str], staged: Collection[str]) -> str:
+    """``columns`` of the staged rows ``?1 < _sdc_row <= ?2`` of ``table``, in order; NULL for
+    those not ``staged`` (columns a concurrent load added after the plan was made)."""
+    values = ", ".join(q(c) if c in staged else "NULL" for c in columns)
+    return (
+        f"SELECT {values} FROM {STAGED}.{q(table)} WHERE {STAGED_ROW} > ?1 AND {STAGED_ROW} <= ?2"
+    )
+
+
+def staged_upsert_sql(
+    table: str, columns: Sequence[str], key_names: Sequence[str], staged: Collection[str]
+) -> str:
+    """``upsert_sql`` for the staged parent rows ``?1 < _sdc_row <= ?2``; ``?3`` the table name.
+
+    The same rules in the same statement: one INSERT … SELECT moves a whole step in, in order.
+    """
+    version = q(TABLE_VERSION)
+    sql = (
+        f"INSERT INTO main.{q(table)} AS existing ({', '.join(q(c) for c in columns)}) "
+        f"{_staged_range(STAGED_PARENT, columns, staged)} "
+        f"AND ({version} IS NULL OR {_newer_or_equal(version, '?3')}) ORDER BY {STAGED_ROW}"
+    )
+    if not key_names:
+        return sql
+    updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns if c not in key_names)
+    return (
+        f"{sql} ON CONFLICT ({', '.join(q(k) for k in key_names)}) DO UPDATE SET {updates} "
+        f"WHERE excluded.{q(SEQUENCE)} >= existing.{q(SEQUENCE)}"
+    )
+
+
+def copy_staged_sql(
+    staged_table: str, temp: str, columns: Sequence[str], staged: Collection[str]
+) -> str:
+    """Staged rows ``?1 < _sdc_row <= ?2`` into a temp staging table of the children triggers."""
+    names = ", ".join(q(c) for c in columns)
+    return f"INSERT INTO temp.{q(temp)} ({names}) {_staged_range(staged_table, columns, staged)}"
 
 
 def insert_sql(table: str, columns: Sequence[str]) -> str:
