@@ -48,7 +48,8 @@ async def peak_rss(data_dir: Path, token: str, options: Options) -> Row:
         peak = server.peak_rss_bytes()
     finally:
         server.stop()
-    case = f"peak RSS, {options.uploads} concurrent /batch uploads of {mib(len(bodies[0]))}"
+    case = f"peak RSS (server + workers), {options.uploads} concurrent /batch uploads of "
+    case += mib(len(bodies[0]))
     figure = f"{mib(peak)} ({statuses.count(201)} of {options.uploads} got 201)"
     return Row(case, figure, None, at_most(peak, 512 * 2**20, "≤512 MiB"))
 

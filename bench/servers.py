@@ -23,6 +23,22 @@ BENCH_DIR = Path(__file__).resolve().parent
 INTEGRATION = "import_api"  # what `tokens create` names the integration by default
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (the server's workers and multiprocessing's own)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,11 +146,9 @@ class Server:
         return table_path(self.data_dir, table)
 
     def peak_rss_bytes(self) -> int:
-        """VmHWM: the most resident memory the server process has had since it started."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmHWM in /proc/<pid>/status")
+        """The server's VmHWM (the most resident memory it has had since it started) plus its
+        worker processes', whose peaks may have come at other times: an upper bound."""
+        return sum(_peak_rss(pid) for pid in [self.process.pid, *descendants(self.process.pid)])
 
     def stop(self) -> None:
         stop(self.process)
