@@ -19,7 +19,6 @@ from .storage.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError,
 
 DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
 DEV_TOKEN_FILE = "dev-token"  # a file name, not a secret  # nosec B105
-GC_YOUNG_THRESHOLD = 50_000  # allocations between collections of the youngest generation (700)
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -245,6 +244,7 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
     from .admin.routes import ADMIN_PREFIX
     from .app import create_app
     from .keys import preparer_key
+    from .offload import GC_YOUNG_THRESHOLD
 
     url = f"http://{settings.host}:{settings.port}"
     admin_hint = (

@@ -132,11 +132,17 @@ def _upsert_sql(table: str, columns: tuple[str, ...], key_names: tuple[str, ...]
         f"SELECT {', '.join(f'?{i}' for i in range(1, n + 1))} "
         f"WHERE {version} IS NULL OR {_newer_or_equal(version, f'?{n + 1}')}"
     )
+    return sql + _newer_sequence_wins(columns, key_names)
+
+
+def _newer_sequence_wins(columns: Sequence[str], key_names: Sequence[str]) -> str:
+    """The upsert's conflict clause: the whole row replaced unless the stored sequence is
+    greater; nothing (an append) without keys."""
     if not key_names:
-        return sql
+        return ""
     updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns if c not in key_names)
     return (
-        f"{sql} ON CONFLICT ({', '.join(q(k) for k in key_names)}) DO UPDATE SET {updates} "
+        f" ON CONFLICT ({', '.join(q(k) for k in key_names)}) DO UPDATE SET {updates} "
         f"WHERE excluded.{q(SEQUENCE)} >= existing.{q(SEQUENCE)}"
     )
 
@@ -184,13 +190,7 @@ def staged_upsert_sql(
         f"{_staged_range(STAGED_PARENT, columns, staged)} "
         f"AND ({version} IS NULL OR {_newer_or_equal(version, '?3')}) ORDER BY {STAGED_ROW}"
     )
-    if not key_names:
-        return sql
-    updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns if c not in key_names)
-    return (
-        f"{sql} ON CONFLICT ({', '.join(q(k) for k in key_names)}) DO UPDATE SET {updates} "
-        f"WHERE excluded.{q(SEQUENCE)} >= existing.{q(SEQUENCE)}"
-    )
+    return sql + _newer_sequence_wins(columns, key_names)
 
 
 def copy_staged_sql(
