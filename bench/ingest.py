@@ -28,6 +28,7 @@ import big_table
 import push_cases
 import resources
 import server_load
+import servers
 from options import Options, parse
 from report import Row, mib, print_table, stage
 from servers import Server, create_token
@@ -70,7 +71,8 @@ def title(options: Options, seconds: float) -> str:
     body = len(batch_body("fresh_insert_0", records(options.records, 0), 2000))
     return (
         f"importapi-lite ingest benchmark: medians of {options.runs} run(s) after a warm-up, "
-        f"{os.cpu_count()} cores, --durability {options.durability}, {seconds:.0f} s\n"
+        f"{os.cpu_count()} cores, --durability {options.durability} --workers {options.workers}, "
+        f"{seconds:.0f} s\n"
         f"/batch bodies of {options.records:,} records ({mib(body)}) from 2 concurrent senders; "
         "ratios to bare are the server's rate over the bare one's"
     )
@@ -78,6 +80,7 @@ def title(options: Options, seconds: float) -> str:
 
 def main() -> None:
     options = parse(description="importapi-lite against bare SQLite and bare aiohttp (issue 5).")
+    servers.SERVE_ARGS[:] = ["--workers", str(options.workers)]
     work = Path(tempfile.mkdtemp(prefix="importapi-bench-"))
     started = time.perf_counter()
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 class Options:
     runs: int = 5
     durability: str = "fsync"
+    workers: int = -1
     records: int = 20_000  # per /batch body
     big_rows: int = 1_000_000
     push_records: int = 5_000
@@ -44,6 +45,7 @@ QUICK = Options(
 HELP = {
     "runs": "measured runs per case, after one warm-up; figures are medians",
     "durability": "the server's --durability; the ceiling syncs the same way",
+    "workers": "the server's --workers (0: everything on its event loop, as before them)",
     "records": "records per /batch body (20,000 make a body of about 4 MB)",
     "big_rows": "rows already in the table of the big-table /batch cases",
     "push_records": "records per /push body, JSON vs Transit",

@@ -20,6 +20,7 @@ import aiohttp
 from workload import CLIENT_ID, MAX_BODY_BYTES
 
 BENCH_DIR = Path(__file__).resolve().parent
+SERVE_ARGS: list[str] = []  # more `serve` options for every server of a run (ingest.py sets them)
 INTEGRATION = "import_api"  # what `tokens create` names the integration by default
 
 
@@ -123,7 +124,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [*importapi_command(), "serve", "--port", str(self.port)]
-        command += ["--data-dir", str(data_dir), "--durability", durability]
+        command += ["--data-dir", str(data_dir), "--durability", durability, *SERVE_ARGS]
         command += ["--max-body-bytes", str(max_body_bytes)]
         log = data_dir.parent / f"{data_dir.name}-server-{self.port}.log"
         with log.open("wb") as output:

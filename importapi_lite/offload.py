@@ -121,6 +121,8 @@ class Preparer:
 
     def warm_up(self) -> None:
         """Start every worker now, in the background, so no request waits for one to start."""
+        if self.workers == 0:
+            return
         pool = self._started()
         for _ in range(self.workers):
             pool.submit(_warm)

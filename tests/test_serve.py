@@ -38,11 +38,15 @@ def wait_until_serving(port: str) -> None:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str], Path]]:
+# With its worker processes (one per core, the default) and with none.
+@pytest.fixture(params=["-1", "0"], ids=["workers", "no-workers"])
+def server(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[str], list[str], Path]]:
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
     env["IMPORTAPI_LITE_PORT"] = str(free_port())  # from the environment, as documented
+    env["IMPORTAPI_LITE_WORKERS"] = request.param
     process = subprocess.Popen(
         [
             sys.executable,
@@ -127,3 +131,37 @@ def test_serve_announces_the_admin_api_whose_token_the_cli_prints(server: tuple)
     with urllib.request.urlopen(request) as response:
         body = json.load(response)
     assert body["clients"][0]["client_id"] == 7723
+
+
+def test_serve_loads_a_body_big_enough_for_its_workers(server: tuple) -> None:
+    _, lines, data_dir = server
+    text = "".join(lines)
+    url = text[text.index("http://127.0.0.1:") :].split()[0]
+    records = [
+        {
+            "client_id": 7723,
+            "table_name": "big",
+            "sequence": i,
+            "action": "upsert",
+            "key_names": ["id"],
+            "data": {"id": i, "text": "x" * 100, "tags": [i]},
+        }
+        for i in range(3000)
+    ]
+    body = json.dumps(records).encode()
+    assert len(body) > 262_144  # --offload-bytes: a worker's, where there are workers
+    request = urllib.request.Request(
+        url + "/v2/import/push",
+        data=body,
+        headers={
+            "Authorization": "Bearer " + (data_dir / "dev-token").read_text().strip(),
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 201
+    with sqlite3.connect(table_path(data_dir, 7723, "import_api", "big")) as db:
+        assert db.execute('SELECT count(*) FROM "big"').fetchone() == (3000,)
+        assert db.execute('SELECT count(*) FROM "big__tags"').fetchone() == (3000,)
+    db.close()
+    assert not list((data_dir / ".staging").iterdir())
