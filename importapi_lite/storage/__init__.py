@@ -373,10 +373,10 @@ async def _try_group(tdb: _TableDb, group: list[_Job]) -> tuple[_Job, Exception]
     outcomes: list[tuple[LoadPlan, int]] = []
     layout, tdb.layout = tdb.layout, None  # set again only once this transaction commits
     loading: _Job | None = None  # the job being loaded, to blame for a failure
-    staged = [j.batch for j in group if isinstance(j.batch, StagedLoad)]
+    staged = group[0].batch if group[0].is_staged else None  # alone in its group (_take_group)
     try:
-        for load in staged:  # not inside a transaction: SQLite refuses to ATTACH there
-            await db.execute(f"ATTACH DATABASE ? AS {sql.STAGED}", (str(load.path),))
+        if isinstance(staged, StagedLoad):  # not inside a transaction: SQLite refuses there
+            await db.execute(f"ATTACH DATABASE ? AS {sql.STAGED}", (str(staged.path),))
         await db.execute("BEGIN IMMEDIATE")
         if layout is None:
             layout = tdb.snapshot = await _read_layout(db)  # as committed: we hold the lock
@@ -397,7 +397,7 @@ async def _try_group(tdb: _TableDb, group: list[_Job]) -> tuple[_Job, Exception]
         await _rollback(db)
         raise
     finally:
-        if staged:
+        if staged is not None:
             await _detach(db)
     tdb.layout = tdb.snapshot = layout
     for job, outcome in zip(group, outcomes, strict=True):

@@ -11,6 +11,7 @@ against; the store refuses a stale one (``StalePlan``) and the caller plans it a
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -70,15 +71,7 @@ def stage_batch(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    staged_plan = LoadPlan(
-        plan.table,
-        plan.layout,
-        plan.new_tables,
-        plan.new_columns,
-        steps,
-        plan.rejected,
-        plan.accepted_upserts,
-    )
+    staged_plan = dataclasses.replace(plan, steps=steps)
     return StagedLoad(batch.table_name, batch.bookmark_names, staged_plan, layout, path, staged)
 
 
