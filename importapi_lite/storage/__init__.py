@@ -17,37 +17,28 @@ import asyncio
 import json
 import logging
 import shutil
-import sqlite3
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import aiosqlite
 
-from ..models import ActivateVersion, LoadResult, TableBatch
-from . import sql
+from ..models import LoadResult, TableBatch
+from . import sql, writer
 from .disk import DiskHealth
 from .loading import (
-    CHILD_SYSTEM,
-    PARENT_SYSTEM,
     Layout,
     LoadPlan,
     Rejection,
-    RowsStep,
-    StagedRows,
-    TableInfo,
-    layout_from_rows,
     now_text,
-    plan_load,
     raw_record,
-    rebase,
     table_name_problem,
 )
 from .paths import REJECTED_TABLE, NameTooLong, integration_dir, table_path
-from .shape import SQL_TYPES
-from .staging import StagedLoad, StalePlan
+from .staging import StagedLoad
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +57,12 @@ _REJECTED_DDL = (
 class _Job:
     """One request's data for a table, waiting for the transaction that will commit it."""
 
-    batch: TableBatch | StagedLoad
-    received_at: str
+    load: writer.Load
     done: asyncio.Future[tuple[LoadPlan, int]]  # its plan and rows changed, once committed
 
     @property
     def is_staged(self) -> bool:
-        return isinstance(self.batch, StagedLoad)
+        return isinstance(self.load.batch, StagedLoad)
 
 
 @dataclass(eq=False)
@@ -81,11 +71,7 @@ class _TableDb:
     conn: aiosqlite.Connection
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
-    # The tables and columns as of the last commit: only this connection writes the file, so
-    # loads need not read it back each time. None: read it (first use, or after a failure).
-    layout: Layout | None = None
-    # The layout as of the last commit, for plans made elsewhere (``layout_snapshots``).
-    snapshot: Layout | None = None
+    state: writer.TableState = field(default_factory=writer.TableState)
     closed: bool = False  # by a reset, while someone waited for the lock: open the file afresh
 
 
@@ -120,9 +106,10 @@ class Store:
         folder = integration_dir(self.data_dir, client_id, integration)
         found = {}
         for path, tdb in self._open.items():
-            if path.parent == folder and tdb.snapshot:
-                top = next(name for name, info in tdb.snapshot.items() if info.parent is None)
-                found[top] = tdb.snapshot
+            layout = tdb.state.layout  # as last committed; set on the table's thread
+            if path.parent == folder and layout:
+                top = next(name for name, info in layout.items() if info.parent is None)
+                found[top] = layout
         return found
 
     async def load(
@@ -166,23 +153,24 @@ class Store:
         batch: TableBatch | StagedLoad,
         received_at: str,
     ) -> LoadResult:
-        job = _Job(batch, received_at, asyncio.get_running_loop().create_future())
+        job = _Job(writer.Load(batch, received_at), asyncio.get_running_loop().create_future())
         waiting = self._waiting.setdefault(path, [])
         waiting.append(job)
         try:
             with self.disk.guard():
                 async with self._table_db(path) as tdb:
-                    if not job.done.done():  # else a load before ours committed it with its own
+                    if job in waiting:  # else an earlier holder of the lock took it in its group
                         group = _take_group(waiting, job)
                         if not waiting and self._waiting.get(path) is waiting:
                             del self._waiting[path]
-                        await _load_group(tdb, group, job, waiting)
-                plan, accepted = job.done.result()  # its failure, raised inside our disk guard
+                        await _commit_group(tdb, group)
+                # Done, unless its group's starter was cancelled: that group still runs.
+                plan, accepted = await asyncio.shield(job.done)  # raised inside our disk guard
         except asyncio.CancelledError:
             if job in waiting:
                 waiting.remove(job)  # not taken by anyone yet: it never runs
-            elif job.done.done() and not job.done.cancelled():
-                job.done.exception()  # taken and finished: nobody else will look
+            else:  # taken: nobody else will look at how it ended
+                job.done.add_done_callback(_observe)
             raise
         await self._log_rejections(client_id, integration, batch.table_name, plan.rejected)
         self._notify_change()
@@ -203,17 +191,12 @@ class Store:
             (at, table_name, r.reason, json.dumps(r.record, default=str, ensure_ascii=False))
             for r in rejections
         ]
+        insert = f"INSERT INTO {sql.q(REJECTED_TABLE)} VALUES (?, ?, ?, ?)"
         with self.disk.guard():
             async with self._table_db(path, (_REJECTED_DDL,)) as tdb:
-                await tdb.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    await tdb.conn.executemany(
-                        f"INSERT INTO {sql.q(REJECTED_TABLE)} VALUES (?, ?, ?, ?)", rows
-                    )
-                    await tdb.conn.execute("COMMIT")
-                except BaseException:
-                    await _rollback(tdb.conn)
-                    raise
+                await writer.run_on_thread(
+                    tdb.conn, partial(writer.append_rows, statement=insert, rows=rows)
+                )
         logger.info("rejected %d record(s) for table %r", len(rows), table_name)
 
     def _notify_change(self) -> None:
@@ -330,6 +313,11 @@ async def _connect(path: Path, ddl: tuple[str, ...], synchronous: str) -> aiosql
     return conn
 
 
+def _observe(done: asyncio.Future[tuple[LoadPlan, int]]) -> None:
+    if not done.cancelled():
+        done.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
 def _take_group(waiting: list[_Job], mine: _Job) -> list[_Job]:
     """The loads to commit together, taken out of ``waiting``: a staged load alone (its file is
     attached for its transaction), else every load of the request kind that waits."""
@@ -341,224 +329,36 @@ def _take_group(waiting: list[_Job], mine: _Job) -> list[_Job]:
     return group
 
 
-async def _load_group(tdb: _TableDb, group: list[_Job], mine: _Job, waiting: list[_Job]) -> None:
-    """Group commit: every load waiting for this table, in arrival order, in one transaction.
+async def _commit_group(tdb: _TableDb, group: list[_Job]) -> None:
+    """Group commit: every load waiting for this table, in arrival order, in one transaction
+    on the table's thread (``writer.commit_group``).
 
     Concurrent small pushes to one table would otherwise each pay a transaction and an fsync
     in turn. Each job's future is set only after the COMMIT, so a 2xx still means committed.
-    A job that fails while loading takes the transaction down with it: it gets its failure,
-    and the others run again without it, in a new transaction (rare, and dearer than
-    savepoints only then). A failed COMMIT fails every job: nothing of theirs was committed.
-    If the request running the group (``mine``) is cancelled, the others go back to
-    ``waiting`` for the next holder of the lock.
+    Once handed to the thread the group runs to its end: if the request that started it is
+    cancelled, the others still get their outcomes.
     """
-    pending = list(group)
-    try:
-        while pending:
-            blamed = await _try_group(tdb, pending)
-            if blamed is None:
-                return
-            job, exc = blamed
-            job.done.set_exception(exc)
-            pending.remove(job)
-    except BaseException:
-        waiting[:0] = [j for j in pending if j is not mine and not j.done.done()]
-        raise
-
-
-async def _try_group(tdb: _TableDb, group: list[_Job]) -> tuple[_Job, Exception] | None:
-    """Run the jobs in one transaction. None when done: committed, or failed as a whole (BEGIN
-    or COMMIT), with every future set; else the job whose load failed, futures left unset."""
-    db = tdb.conn
-    outcomes: list[tuple[LoadPlan, int]] = []
-    layout, tdb.layout = tdb.layout, None  # set again only once this transaction commits
-    loading: _Job | None = None  # the job being loaded, to blame for a failure
-    staged = group[0].batch if group[0].is_staged else None  # alone in its group (_take_group)
-    try:
-        if isinstance(staged, StagedLoad):  # not inside a transaction: SQLite refuses there
-            await db.execute(f"ATTACH DATABASE ? AS {sql.STAGED}", (str(staged.path),))
-        await db.execute("BEGIN IMMEDIATE")
-        if layout is None:
-            layout = tdb.snapshot = await _read_layout(db)  # as committed: we hold the lock
-        for loading in group:
-            plan, accepted = await _load_batch(db, loading, layout)
-            layout = plan.layout
-            outcomes.append((plan, accepted))
-        loading = None
-        await db.execute("COMMIT")
-    except Exception as exc:
-        await _rollback(db)
-        if loading is not None and len(group) > 1:
-            return loading, exc
-        for job in group:  # nothing was committed, and no one job is to blame
-            job.done.set_exception(exc)
-        return None
-    except BaseException:
-        await _rollback(db)
-        raise
-    finally:
-        if staged is not None:
-            await _detach(db)
-    tdb.layout = tdb.snapshot = layout
-    for job, outcome in zip(group, outcomes, strict=True):
-        job.done.set_result(outcome)
-    return None
-
-
-async def _load_batch(db: aiosqlite.Connection, job: _Job, layout: Layout) -> tuple[LoadPlan, int]:
-    batch = job.batch
-    if isinstance(batch, StagedLoad):
-        rebased = rebase(batch.plan, batch.table_name, batch.planned_for, layout)
-        if rebased is None:
-            raise StalePlan(batch.table_name)
-        plan = rebased
-    else:
-        plan = plan_load(batch, layout, job.received_at, now_text())
-    await _apply_ddl(db, plan)
-    accepted = 0
-    if plan.table is not None:
-        staged = batch if isinstance(batch, StagedLoad) else None
-        accepted = await _run_steps(db, plan, plan.table, staged)
-        if batch.bookmark_names is not None:
-            bookmarks = json.dumps(list(batch.bookmark_names))
-            await db.execute(sql.SET_BOOKMARKS, (bookmarks, batch.table_name))
-    return plan, accepted
-
-
-async def _detach(db: aiosqlite.Connection) -> None:
-    try:
-        await db.execute(f"DETACH DATABASE {sql.STAGED}")
-    except sqlite3.Error:
-        pass  # never attached (ATTACH failed); a connection that fails here is failing anyway
-
-
-async def _rollback(db: aiosqlite.Connection) -> None:
-    # After a failed COMMIT (disk full, I/O error) SQLite may have rolled back already.
-    try:
-        await db.execute("ROLLBACK")
-    except sqlite3.Error:
-        pass
-
-
-async def _read_layout(db: aiosqlite.Connection) -> Layout:
-    meta = await db.execute_fetchall(sql.SELECT_META)
-    columns: dict[str, list[tuple[str, str]]] = {}
-    for table, column, type_ in await db.execute_fetchall(sql.SELECT_COLUMNS):
-        columns.setdefault(table, []).append((column, type_))
-    return layout_from_rows([(n, p, json.loads(k)) for n, p, k in meta], columns)
-
-
-def _system_columns(info: TableInfo) -> list[str]:
-    return list(PARENT_SYSTEM if info.parent is None else CHILD_SYSTEM)
-
-
-async def _apply_ddl(db: aiosqlite.Connection, plan: LoadPlan) -> None:
-    """Create the tables and add the columns the plan needs, recording their Stitch types."""
-    for name in plan.new_tables:
-        info = plan.layout[name]
-        system = _system_columns(info)
-        sql_types = {c: SQL_TYPES[t] for c, t in info.columns.items()}
-        await db.execute(sql.create_table_sql(name, sql_types, info.key_columns, system))
-        keys = json.dumps(list(info.key_names))
-        await db.execute(sql.INSERT_META, (name, info.parent, keys, now_text()))
-        ordered = sql.ordered_columns(list(info.columns), info.key_columns, system)
-        await db.executemany(sql.INSERT_COLUMN, [(name, c, info.columns[c]) for c in ordered])
-    for name, column in plan.new_columns:
-        type_ = plan.layout[name].columns[column]
-        await db.execute(sql.add_column_sql(name, column, SQL_TYPES[type_]))
-        await db.execute(sql.INSERT_COLUMN, (name, column, type_))
-
-
-async def _run_steps(
-    db: aiosqlite.Connection, plan: LoadPlan, table: TableInfo, staged: StagedLoad | None
-) -> int:
-    """Apply upserts and activations in request order; the number of rows the upserts changed.
-    The rows of a ``staged`` plan are in its attached file."""
-    columns = list(table.columns)
-    keys = table.key_columns if table.key_names else ()
-    upsert = sql.upsert_sql(table.name, columns, keys)
-    subtables = [(t.name, list(t.columns)) for t in plan.subtables]
-    if subtables:
-        for statement in sql.staging_sql(table.name, table.key_columns, subtables):
-            await db.execute(statement)
-    changed = 0
-    ordinal = 0
-    for step in plan.steps:
-        if isinstance(step, ActivateVersion):
-            tables = [*(name for name, _ in subtables), table.name]
-            for statement in sql.activate_version_sql(tables, table.name):
-                await db.execute(statement, (step.table_version, table.name))
-            continue
-        if isinstance(step, StagedRows):
-            assert staged is not None
-            changed += await _move_staged(db, step, table, columns, keys, subtables, staged)
-            continue
-        if subtables:
-            await _stage_children(db, step, table, subtables, ordinal)
-        name = table.name
-        params = [(*map(p.row.get, columns), name) for p in step.points]
-        cursor = await db.executemany(upsert, params)
-        changed += cursor.rowcount
-        ordinal += len(step.points)
-    if subtables:
-        for statement in sql.drop_staging_sql(len(subtables)):
-            await db.execute(statement)
-    return changed
-
-
-async def _move_staged(
-    db: aiosqlite.Connection,
-    step: StagedRows,
-    table: TableInfo,
-    columns: list[str],
-    keys: tuple[str, ...],
-    subtables: list[tuple[str, list[str]]],
-    load: StagedLoad,
-) -> int:
-    """A staged step's rows in: data points and subtable rows to the temp staging tables of
-    the children triggers, then the parent rows through the upsert; the rows it changed."""
-    points = (step.first, step.first + step.count)
-    if subtables:
-        await db.execute(f"DELETE FROM temp.{sql.q(sql.POINTS_TABLE)}")
-        identity = [sql.ORDINAL, *table.key_columns, sql.SEQUENCE, sql.TABLE_VERSION]
-        copy = sql.copy_staged_sql(sql.STAGED_POINTS, sql.POINTS_TABLE, identity, identity)
-        await db.execute(copy, points)
-        for index, (name, child_columns) in enumerate(subtables):
-            stage = sql.stage_table(index)
-            await db.execute(f"DELETE FROM temp.{sql.q(stage)}")
-            if name not in step.children:
-                continue  # a subtable the plan did not know: no rows for it in this step
-            offset, count = step.children[name]
-            staged_table, staged = load.staged[name]
-            wanted = [sql.ORDINAL, *child_columns]
-            copy = sql.copy_staged_sql(staged_table, stage, wanted, {sql.ORDINAL, *staged})
-            await db.execute(copy, (offset, offset + count))
-    upsert = sql.staged_upsert_sql(table.name, columns, keys, load.staged[table.name][1])
-    cursor = await db.execute(upsert, (*points, table.name))
-    return cursor.rowcount
-
-
-async def _stage_children(
-    db: aiosqlite.Connection,
-    step: RowsStep,
-    table: TableInfo,
-    subtables: list[tuple[str, list[str]]],
-    first: int,
-) -> None:
-    """Stage a step's data points and their subtable rows for the children triggers."""
-    await db.execute(f"DELETE FROM temp.{sql.q(sql.POINTS_TABLE)}")
-    identity = [*table.key_columns, sql.SEQUENCE, sql.TABLE_VERSION]
-    await db.executemany(
-        sql.insert_sql(sql.POINTS_TABLE, [sql.ORDINAL, *identity]),
-        [(first + i, *map(p.row.get, identity)) for i, p in enumerate(step.points)],
+    loads = [job.load for job in group]
+    running = asyncio.ensure_future(
+        writer.run_on_thread(tdb.conn, partial(writer.commit_group, state=tdb.state, loads=loads))
     )
-    for index, (name, columns) in enumerate(subtables):
-        stage = sql.stage_table(index)
-        await db.execute(f"DELETE FROM temp.{sql.q(stage)}")
-        rows = [
-            (first + i, *map(row.get, columns))
-            for i, point in enumerate(step.points)
-            for row in point.children.get(name, ())
-        ]
-        if rows:
-            await db.executemany(sql.insert_sql(stage, [sql.ORDINAL, *columns]), rows)
+    running.add_done_callback(partial(_settle, group))
+    await asyncio.shield(running)
+
+
+def _settle(group: list[_Job], running: asyncio.Future[list[writer.Outcome]]) -> None:
+    """Each job's future, from its outcome or from how the whole run ended."""
+    if running.cancelled():  # the loop is shutting down
+        for job in group:
+            job.done.cancel()
+        return
+    failure = running.exception()  # the connection failed, not a load
+    outcomes: list[writer.Outcome | BaseException]
+    outcomes = [failure] * len(group) if failure is not None else list(running.result())
+    for job, outcome in zip(group, outcomes, strict=True):
+        if job.done.done():
+            continue
+        if isinstance(outcome, BaseException):
+            job.done.set_exception(outcome)
+        else:
+            job.done.set_result(outcome)
