@@ -32,7 +32,8 @@ preparer_key = web.AppKey("preparer", Preparer)
 received_at_key = web.RequestKey("received_at", str)
 token_key = web.RequestKey("token", Token)
 media_type_key = web.RequestKey("media_type", str)
-body_key = web.RequestKey("body", bytes)
+body_key = web.RequestKey("body", bytes)  # until the response is made; then only its size
+body_size_key = web.RequestKey("body_size", int)
 
 # Set for the journal: what the loads did, and the fault injected into the request.
 load_results_key: web.RequestKey[list[LoadResult]] = web.RequestKey("load_results")

@@ -37,6 +37,7 @@ from .errors import (
 from .keys import (
     body_budget_key,
     body_key,
+    body_size_key,
     fault_key,
     faults_key,
     journal_key,
@@ -103,7 +104,6 @@ def _record(
         raw = response.body if isinstance(response.body, bytes) else b""
         is_json = (response.content_type or "").endswith("json")
         error = error_body(raw.decode("utf-8", "replace"), is_json)
-    body = request.get(body_key)
     token = request.get(token_key)
     results = request.get(load_results_key, [])
     request.config_dict[journal_key].record(
@@ -112,7 +112,7 @@ def _record(
         path=request.path,
         status=status,
         duration_ms=round(duration * 1000, 3),
-        request_bytes=len(body) if body is not None else request.content_length or 0,
+        request_bytes=request.get(body_size_key, request.content_length or 0),
         client_id=None if token is None else token.client_id,
         tables=[r.table_name for r in results],
         accepted=sum(r.accepted for r in results),
@@ -236,7 +236,13 @@ async def _read_and_handle(
     finally:
         uploads.discard(deadline)
     request[body_key] = b"".join(chunks)
-    return await handler(request)
+    request[body_size_key] = size
+    try:
+        return await handler(request)
+    finally:
+        # aiohttp keeps a connection's last request referenced until the next one arrives: 64
+        # idle kept-alive connections held their last 4 MiB bodies (256 MiB) without this.
+        del request[body_key]
 
 
 SHUTDOWN_GRACE = 2.0  # seconds an upload under way at shutdown still gets to finish

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -165,3 +166,42 @@ def test_serve_loads_a_body_big_enough_for_its_workers(server: tuple) -> None:
         assert db.execute('SELECT count(*) FROM "big__tags"').fetchone() == (3000,)
     db.close()
     assert not list((data_dir / ".staging").iterdir())
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_idle_kept_alive_connections_do_not_hold_their_last_body(server: tuple) -> None:
+    # aiohttp keeps a connection's last request until the next one arrives; a body left on
+    # it stayed in memory for as long as the client kept the connection open.
+    process, lines, data_dir = server
+    text = "".join(lines)
+    port = int(text[text.index("http://127.0.0.1:") :].split()[0].rsplit(":", 1)[1])
+    headers = {
+        "Authorization": "Bearer " + (data_dir / "dev-token").read_text().strip(),
+        "Content-Type": "application/json",
+    }
+
+    def validate(connection: http.client.HTTPConnection, pad: str) -> None:
+        record = {"client_id": 7723, "table_name": "t", "sequence": 1, "action": "upsert"}
+        body = json.dumps([{**record, "key_names": ["id"], "data": {"id": 1, "pad": pad}}])
+        connection.request("POST", "/v2/import/validate", body.encode(), headers)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+
+    warm = http.client.HTTPConnection("127.0.0.1", port)
+    validate(warm, "w" * 4_000_000)
+    before = _rss_bytes(process.pid)
+    connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(24)]
+    for i, connection in enumerate(connections):  # each left open, idle, after its answer
+        validate(connection, chr(ord("a") + i) * 4_000_000)
+    grown = _rss_bytes(process.pid) - before
+    for connection in [warm, *connections]:
+        connection.close()
+    assert grown < 40 * 2**20, f"24 idle connections after 4 MB bodies: +{grown / 2**20:.0f} MiB"
