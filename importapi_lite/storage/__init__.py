@@ -3,7 +3,8 @@
 Each top-level table has its own database file (``paths.table_path``), opened once and kept in a
 bounded LRU pool: one aiosqlite connection, hence one writer thread, per open table, so requests
 for different tables commit in parallel. An ``asyncio.Lock`` per table serialises transactions on
-its connection; each request's data for a table is one ``BEGIN IMMEDIATE … COMMIT``.
+its connection; concurrent requests' data for a table share one ``BEGIN IMMEDIATE … COMMIT``,
+run on the table's thread in one trip (``writer.py``).
 
 Storage raises ``ServiceUnavailable`` (503) for faults of the disk or database (full, read-only,
 I/O error, locked) and lets anything else through as a bug; ``disk.DiskHealth`` remembers them for

@@ -102,7 +102,7 @@ def _try_group(
 ) -> list[Outcome] | tuple[int, Exception]:
     """The loads in one transaction: every outcome (committed, or all failed with BEGIN or
     COMMIT), or the position of the one load whose failure rolled the others back."""
-    layout, state.layout = state.layout, None  # set again only once this transaction commits
+    layout = state.layout
     results: list[Outcome] = []
     loading: int | None = None  # the load being loaded, to blame for a failure
     staged = loads[0].batch if isinstance(loads[0].batch, StagedLoad) else None  # then alone
@@ -121,11 +121,13 @@ def _try_group(
         db.execute("COMMIT")
     except Exception as exc:
         rollback(db)
+        state.layout = None  # whatever failed, read it afresh next time
         if loading is not None and len(loads) > 1:
             return loading, exc
         return [exc] * len(loads)  # nothing was committed, and no one load is to blame
     except BaseException:
         rollback(db)
+        state.layout = None
         raise
     finally:
         if staged is not None:
