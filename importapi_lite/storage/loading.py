@@ -329,7 +329,9 @@ class _Placer:
         self.flat_plans: dict[tuple[Any, ...], _FlatPlan | None] | None = (
             {} if reuse_flat_plans else None
         )
-        self._extracted: tuple[str | None, str | None] = (None, None)
+        # The system cells of the last record placed by a plan, by what they are made of:
+        # a batch's records mostly share one sequence, table version and time_extracted.
+        self._system: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
 
     def place_record(self, message: Upsert, schema: SchemaNode | None) -> Point:
         """Place one record: by its signature's plan if it has one, else the general way.
@@ -345,10 +347,10 @@ class _Placer:
         signature = (tuple(data), types, message.key_names)
         plan = self.flat_plans.get(signature, _UNSEEN)
         if isinstance(plan, _FlatPlan):
-            cells = plan.cells(data)
-            if cells is not None:  # else a value its plan cannot convert: the general way
+            row = plan.row(data, self._system_row(message))
+            if row is not None:  # else a value its plan cannot convert: the general way
                 self.accepted += 1
-                return Point(self._system_row(message) | cells, {})
+                return Point(row, {})
         shaped = shape(data, schema)
         point = self.place(message, shaped)
         if plan is _UNSEEN:
@@ -386,15 +388,20 @@ class _Placer:
         return _FlatPlan(tuple(columns), None if all_kept else tuple(kept), tuple(converters))
 
     def _system_row(self, message: Upsert) -> dict[str, Any]:
-        if self._extracted[0] != message.time_extracted:  # mostly one time for a whole batch
-            self._extracted = (message.time_extracted, extracted_at(message.time_extracted))
-        row = {
-            SEQUENCE: message.sequence,
-            TABLE_VERSION: message.table_version,
-            RECEIVED_AT: self.received_at,
-            BATCHED_AT: self.batched_at,
-            EXTRACTED_AT: self._extracted[1],
-        }
+        """The record's system cells: a new dict, which its row may be built in."""
+        made_of = (message.sequence, message.table_version, message.time_extracted)
+        if self._system[0] != made_of:
+            self._system = (
+                made_of,
+                {
+                    SEQUENCE: message.sequence,
+                    TABLE_VERSION: message.table_version,
+                    RECEIVED_AT: self.received_at,
+                    BATCHED_AT: self.batched_at,
+                    EXTRACTED_AT: extracted_at(message.time_extracted),
+                },
+            )
+        row = self._system[1].copy()
         if not message.key_names:
             row[PRIMARY_KEY] = str(uuid.uuid4())  # append-only rows get a random id (SPEC §10.3)
         return row
@@ -506,16 +513,21 @@ class _FlatPlan:
     kept: tuple[int, ...] | None  # which fields are stored (untyped nulls are not); None: all
     converters: tuple[tuple[int, Any], ...]  # (field index, value -> stored value)
 
-    def cells(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        values = list(data.values())
-        try:
-            for index, convert in self.converters:
-                values[index] = convert(values[index])
-        except _Fallback:
-            return None
-        if self.kept is not None:
-            values = [values[i] for i in self.kept]
-        return dict(zip(self.columns, values, strict=True))
+    def row(self, data: dict[str, Any], system: dict[str, Any]) -> dict[str, Any] | None:
+        """The record's row: its cells added to ``system`` (its system cells, changed in
+        place); None if a value cannot be converted by its type alone."""
+        values: Any = data.values()
+        if self.converters or self.kept is not None:
+            values = list(values)
+            try:
+                for index, convert in self.converters:
+                    values[index] = convert(values[index])
+            except _Fallback:
+                return None
+            if self.kept is not None:
+                values = [values[i] for i in self.kept]
+        system.update(zip(self.columns, values, strict=True))
+        return system
 
 
 def _int64(value: int) -> int:
