@@ -1,8 +1,9 @@
-"""plan_load's flat-record plans (issue 5) against the general way, case by generated case.
+"""plan_load's record plans (issue 5) against the general way, case by generated case.
 
-The first flat record of each signature (field names, value types, key_names) is placed the
-general way and leaves a plan its look-alikes follow. Every plan must equal what placing each
-record the general way gives: the same rows, columns (in order), splits, rejections and counts.
+The first record without arrays of each signature (field names and value types, object by
+object, and key_names) is placed the general way and leaves a plan its look-alikes follow.
+Every plan must equal what placing each record the general way gives: the same rows, columns
+(in order), splits, rejections and counts.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ values = (
     | st.decimals(allow_nan=False, allow_infinity=False, places=2)
     | st.datetimes(timezones=st.just(dt.UTC))
 )
-field_schemas = st.sampled_from(
+scalar_schemas = st.sampled_from(
     [
         {"type": "integer"},
         {"type": "number"},
@@ -52,6 +53,12 @@ field_schemas = st.sampled_from(
         {},
     ]
 )
+# Objects flatten into the parent row (``a__b``), so plans follow them too; their names can
+# meet a field's (``a__st``), and their schemas type their fields.
+field_schemas = scalar_schemas | st.builds(
+    lambda props: {"type": ["null", "object"], "properties": props},
+    st.dictionaries(st.sampled_from(NAMES), scalar_schemas, max_size=3),
+)
 schemas = st.none() | st.builds(
     lambda props: {"type": "object", "properties": props},
     st.dictionaries(st.sampled_from(NAMES), field_schemas, max_size=4),
@@ -61,14 +68,27 @@ schemas = st.none() | st.builds(
 @st.composite
 def batches(draw: Any) -> tuple[TableBatch, dict[str, Any] | None]:
     # Few templates, many records: signatures repeat, so plans are made and followed.
+    # A template's field is a scalar (None) or an object of scalar fields, or of objects.
+    inner = st.none() | st.lists(st.sampled_from(NAMES), max_size=3, unique=True)
+    fields = st.none() | st.dictionaries(st.sampled_from(NAMES), inner, max_size=3)
     templates = draw(
-        st.lists(st.lists(st.sampled_from(NAMES), max_size=4, unique=True), min_size=1, max_size=3)
+        st.lists(
+            st.dictionaries(st.sampled_from(NAMES), fields, max_size=4), min_size=1, max_size=3
+        )
     )
     keyed = draw(st.booleans())
     messages = []
+
+    def fill(template: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: draw(values)
+            if sub is None
+            else fill(dict.fromkeys(sub) if isinstance(sub, list) else sub)
+            for name, sub in template.items()
+        }
+
     for sequence in range(draw(st.integers(1, 25))):
-        names = draw(st.sampled_from(templates))
-        data = {name: draw(values) for name in names}
+        data = fill(draw(st.sampled_from(templates)))
         if keyed:
             data["id"] = draw(st.integers(0, 5))
         extracted = draw(st.none() | st.sampled_from(["2026-01-01T00:00:00Z", "garbage"]))
@@ -129,6 +149,25 @@ def test_a_value_its_plan_cannot_convert_is_placed_the_general_way():
     assert rows[1]["at__st"] == "not a date" and rows[1]["n"] == 6
     assert rows[2]["at"] == "2026-01-02T00:00:00.000000Z" and rows[2]["n__de"] == str(2**70)
     assert "at" not in rows[1] and "n" not in rows[2]
+
+
+def test_plans_type_an_objects_fields_by_its_own_schema():
+    at = {"type": "string", "format": "date-time"}
+    schema = {"type": "object", "properties": {"o": {"type": "object", "properties": {"at": at}}}}
+    records = [
+        {"id": 1, "o": {"at": "soon"}},  # text that is no date-time splits to a string column
+        {"id": 2, "o": {"at": "2026-01-02T00:00:00Z"}},  # same signature, a timestamp
+        {"id": 3, "o": {"at": "later"}},
+    ]
+    batch = TableBatch("t", [Upsert(i, r, ("id",)) for i, r in enumerate(records)], schema=schema)
+
+    plan = plan_load(batch, {}, RECEIVED, RECEIVED)
+
+    rows = [p.row for p in plan.steps[0].points]  # type: ignore[union-attr]
+    assert rows[0]["o__at"] == "soon" and rows[2]["o__at"] == "later"  # the first type claims it
+    assert rows[1]["o__at__ti"] == "2026-01-02T00:00:00.000000Z" and "o__at" not in rows[1]
+    general = plan_load(batch, {}, RECEIVED, RECEIVED, reuse_flat_plans=False)
+    assert same_rows(comparable(plan), comparable(general))
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)

@@ -325,7 +325,8 @@ class _Placer:
         self.received_at = received_at
         self.batched_at = batched_at
         self.accepted = 0
-        # Flat records of one signature (field names, value types, key_names) load alike.
+        # Records of one signature (field names and value types, object by object, and
+        # key_names) without arrays load alike.
         self.flat_plans: dict[tuple[Any, ...], _FlatPlan | None] | None = (
             {} if reuse_flat_plans else None
         )
@@ -336,18 +337,27 @@ class _Placer:
     def place_record(self, message: Upsert, schema: SchemaNode | None) -> Point:
         """Place one record: by its signature's plan if it has one, else the general way.
 
-        The general way shapes every cell and chooses its column; most records of a batch are
-        flat and look alike, so the first of each signature leaves a plan (its columns and
-        the few value conversions) that the rest follow, for a fraction of the cost.
+        The general way shapes every cell and chooses its column; most records of a batch
+        look alike, so the first of each signature leaves a plan (its columns and the few value
+        conversions) that the rest follow, for a fraction of the cost. Records with arrays
+        always go the general way: their subtable rows depend on the arrays' lengths.
         """
         data = message.data
         types = tuple(map(type, data.values()))
-        if self.flat_plans is None or dict in types or list in types:
+        if self.flat_plans is None or list in types:
             return self.place(message, shape(data, schema))
-        signature = (tuple(data), types, message.key_names)
+        values: Any = data.values()
+        if dict in types:  # objects flatten into the parent row: a plan follows their leaves
+            values = []
+            nested = _leaves(data, values)
+            if nested is None:  # an array inside
+                return self.place(message, shape(data, schema))
+            signature: tuple[Any, ...] = (nested, message.key_names)
+        else:
+            signature = (tuple(data), types, message.key_names)
         plan = self.flat_plans.get(signature, _UNSEEN)
         if isinstance(plan, _FlatPlan):
-            row = plan.row(data, self._system_row(message))
+            row = plan.row(values, self._system_row(message))
             if row is not None:  # else a value its plan cannot convert: the general way
                 self.accepted += 1
                 return Point(row, {})
@@ -363,17 +373,19 @@ class _Placer:
     def _flat_plan(
         self, data: dict[str, Any], shaped: Shaped, schema: SchemaNode | None
     ) -> _FlatPlan | None:
-        """The plan a flat record just placed leaves for its signature, or None if its cells
-        depend on more than their types (an integer past 64 bits, text that is no date)."""
+        """The plan a record without arrays, just placed, leaves for its signature; None if
+        its cells depend on more than their types (an integer past 64 bits, text no date)."""
         info = _copy(self.layout[self.table])  # every column it needs exists: nothing is added
-        properties = schema.properties if schema is not None else {}
+        values: list[Any] = []
+        schemas: list[SchemaNode | None] = []
+        _typed_leaves(data, schema, values, schemas)
         columns: list[str] = []
         kept: list[int] = []
         converters: list[tuple[int, Any]] = []
-        for index, (cell, value) in enumerate(zip(shaped.cells, data.values(), strict=True)):
+        leaves = zip(shaped.cells, values, schemas, strict=True)
+        for index, (cell, value, declared) in enumerate(leaves):
             if cell.type is None:
                 continue  # an untyped null is stored nowhere
-            declared = resolve(properties.get(cell.name), value)
             converter = _converter(value, cell.type, declared.declared if declared else None)
             if converter is _NO_CONVERTER:
                 return None
@@ -384,7 +396,7 @@ class _Placer:
             else:
                 columns.append(_column_for(info, cell.name, cell.type))
             kept.append(index)
-        all_kept = len(kept) == len(data)
+        all_kept = len(kept) == len(values)
         return _FlatPlan(tuple(columns), None if all_kept else tuple(kept), tuple(converters))
 
     def _system_row(self, message: Upsert) -> dict[str, Any]:
@@ -513,10 +525,10 @@ class _FlatPlan:
     kept: tuple[int, ...] | None  # which fields are stored (untyped nulls are not); None: all
     converters: tuple[tuple[int, Any], ...]  # (field index, value -> stored value)
 
-    def row(self, data: dict[str, Any], system: dict[str, Any]) -> dict[str, Any] | None:
-        """The record's row: its cells added to ``system`` (its system cells, changed in
-        place); None if a value cannot be converted by its type alone."""
-        values: Any = data.values()
+    def row(self, values: Any, system: dict[str, Any]) -> dict[str, Any] | None:
+        """The row of a record whose scalars are ``values`` (in ``shape``'s order): its cells
+        added to ``system`` (its system cells, changed in place); None if a value cannot be
+        converted by its type alone."""
         if self.converters or self.kept is not None:
             values = list(values)
             try:
@@ -528,6 +540,44 @@ class _FlatPlan:
                 values = [values[i] for i in self.kept]
         system.update(zip(self.columns, values, strict=True))
         return system
+
+
+def _leaves(data: dict[str, Any], values: list[Any]) -> tuple[Any, ...] | None:
+    """Append the scalars of a record of objects to ``values`` in the order ``shape`` visits
+    them; the record's signature (names and value types, object by object), or None if an
+    array is inside."""
+    kinds: list[Any] = []
+    for value in data.values():
+        kind = type(value)
+        if kind is dict:
+            inner = _leaves(value, values)
+            if inner is None:
+                return None
+            kinds.append(inner)
+        elif kind is list:
+            return None
+        else:
+            values.append(value)
+            kinds.append(kind)
+    return tuple(data), tuple(kinds)
+
+
+def _typed_leaves(
+    obj: dict[str, Any],
+    schema: SchemaNode | None,
+    values: list[Any],
+    schemas: list[SchemaNode | None],
+) -> None:
+    """Each scalar of a record without arrays and the subschema that types it, as ``shape``
+    finds them."""
+    properties = schema.properties if schema is not None else {}
+    for key, value in obj.items():
+        sub = resolve(properties.get(key), value)
+        if isinstance(value, dict):
+            _typed_leaves(value, sub, values, schemas)
+        else:
+            values.append(value)
+            schemas.append(sub)
 
 
 def _int64(value: int) -> int:
