@@ -10,7 +10,8 @@ the 1-record load, which comes from yet another process (wrk, or ``loadgen.py``)
 
 Modules, one per concern: ``workload`` (what is sent), ``servers`` (the processes), ``ceiling``
 (bare sqlite3), ``batch_cases`` and ``big_table`` (/batch), ``push_cases`` (/push),
-``server_load`` (64 connections), ``resources`` (start-up, RSS, WAL), ``report`` (the table).
+``server_load`` (64 connections), ``resources`` (start-up, RSS, WAL), ``costs`` (where a body's
+time goes, and the loading model's cost by record shape), ``report`` (the table).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import aiohttp
 import batch_cases
 import big_table
+import costs
 import push_cases
 import resources
 import server_load
@@ -36,6 +38,8 @@ from workload import batch_body, records
 
 
 async def run(options: Options, work: Path) -> list[Row]:
+    with stage("where a body's time goes, in this process"):
+        explained = await costs.run(options)
     with stage(f"pre-filling the {options.big_rows:,}-row table"):
         big = await big_table.prefill(work, options)
     data_dir = work / "data"
@@ -64,7 +68,7 @@ async def run(options: Options, work: Path) -> list[Row]:
         rows.append(await resources.peak_rss(data_dir, token, options))
     with stage("WAL under load"):
         rows.append(await resources.wal_under_load(data_dir, token, options))
-    return rows
+    return rows + explained
 
 
 def title(options: Options, seconds: float) -> str:

@@ -63,7 +63,11 @@ def stage_batch(
     """
     if table_name_problem(batch.table_name) is not None:
         return None
-    plan = plan_load(batch, layout, received_at, now_text())
+    return stage_plan(batch, plan_load(batch, layout, received_at, now_text()), layout, directory)
+
+
+def stage_plan(batch: TableBatch, plan: LoadPlan, layout: Layout, directory: Path) -> StagedLoad:
+    """A plan made for ``batch`` against ``layout``, its rows staged in a new file."""
     path = directory / f"{uuid.uuid4().hex}.sqlite3"
     staged = _staged_tables(plan)
     try:

@@ -1,0 +1,183 @@
+"""Where a ``/batch`` body's time goes, measured in this process on a quiet machine, and the
+bound those costs put on the end-to-end ratios; then the loading model's cost per record shape,
+reported separately (issue 5).
+
+A body's life on the server: a worker decodes, validates, plans and stages it (``P``: Python,
+per record), then the store moves the staged rows into the table (``M``: SQLite, one
+``INSERT … SELECT``). The ceiling is the bare upsert of the same rows (``bare``). Each of the
+two senders waits for its 201 before it sends its next body, so a sender cannot go faster than
+one body per ``P + M``, and the pair of them reach at most ``2 · bare / (P + M)`` of the
+ceiling, however the cores are shared. The server's real figures are lower still: there the
+two senders' work shares two cores with each other and with the HTTP parts.
+
+The same functions the server runs are called here, in the same order: ``decode_body``,
+``parse_batch``, ``plan_load``, ``staging.stage_plan`` (a worker's share), then ``Store.load``
+of the staged rows (the store's share).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ceiling
+from ceiling import TableShape
+from options import Options
+from report import Row, median
+from servers import INTEGRATION
+from workload import CLIENT_ID, TIMESTAMP, batch_body, records
+
+from importapi_lite.codec import JSON, decode_body
+from importapi_lite.models import TableBatch
+from importapi_lite.storage import Store
+from importapi_lite.storage.loading import now_text, plan_load
+from importapi_lite.storage.paths import table_path
+from importapi_lite.storage.staging import stage_plan
+from importapi_lite.validation import parse_batch
+
+SHAPE_RECORDS = 5_000  # per body of the loading-model cases (fewer with --quick's sizes)
+PHASES = ("decode", "validation", "plan", "staging", "move", "bare")
+
+
+def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = call()
+    return time.perf_counter() - started, result
+
+
+async def body_costs(options: Options) -> list[Row]:
+    """A fresh table's first body, phase by phase: medians of ``options.runs`` after one more."""
+    times: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    with tempfile.TemporaryDirectory(prefix="costs-") as scratch:
+        work = Path(scratch)
+        store = Store(work / "data", durability=options.durability)
+        staging = work / "staging"
+        staging.mkdir()
+        try:
+            for run in range(options.runs + 1):  # run 0 warms up
+                table = f"costs_{run}"
+                rows = records(options.records, seed=1000 + run)
+                measured = await _one_body(store, staging, work, table, rows, options)
+                if run:
+                    for phase, seconds in measured.items():
+                        times[phase].append(seconds)
+        finally:
+            await store.close()
+    return _body_rows({phase: median(values) for phase, values in times.items()}, options)
+
+
+async def _one_body(
+    store: Store,
+    staging: Path,
+    work: Path,
+    table: str,
+    rows: list[dict[str, object]],
+    options: Options,
+) -> dict[str, float]:
+    body = batch_body(table, rows, 1)
+    measured: dict[str, float] = {}
+    measured["decode"], decoded = _timed(lambda: decode_body(JSON, body))
+    measured["validation"], batch = _timed(lambda: parse_batch(decoded))
+    measured["plan"], plan = _timed(lambda: plan_load(batch, {}, TIMESTAMP, now_text()))
+    measured["staging"], staged = _timed(lambda: stage_plan(batch, plan, {}, staging))
+    try:
+        started = time.perf_counter()
+        await store.load(CLIENT_ID, INTEGRATION, staged, TIMESTAMP)
+        measured["move"] = time.perf_counter() - started
+    finally:
+        staged.remove()
+    stored = table_path(store.data_dir, CLIENT_ID, INTEGRATION, table)
+    shape = TableShape.read(stored, table)
+    ceiling.check_stored_rows(stored, shape, rows, 1)  # the same bytes, or the bound means nothing
+    bare = work / f"bare-{table}.db"
+    ceiling.create(bare, shape)
+    measured["bare"] = ceiling.upsert(bare, shape, [rows], 1, options.durability)
+    return measured
+
+
+def _body_rows(costs: dict[str, float], options: Options) -> list[Row]:
+    worker = costs["decode"] + costs["validation"] + costs["plan"] + costs["staging"]
+    per_record = worker / options.records * 1e6
+    parts = " + ".join(f"{costs[p] * 1e3:.0f}" for p in ("decode", "validation", "plan", "staging"))
+    bound = 2 * costs["bare"] / (worker + costs["move"])
+    body = f"a {options.records:,}-record body"
+    return [
+        Row(
+            f"{body}, worker's share P: decode + validation + plan + staging",
+            f"{worker * 1e3:.0f} ms = {parts} ({per_record:.1f} µs/record)",
+            worker / costs["bare"],
+        ),
+        Row(
+            f"{body}, store's share M: the staged rows moved into a fresh table",
+            f"{costs['move'] * 1e3:.0f} ms (bare upsert {costs['bare'] * 1e3:.0f} ms)",
+            costs["move"] / costs["bare"],
+        ),
+        Row(
+            "bound on /batch inserts from P and M: 2 senders, each awaiting its 201",
+            "2 · bare / (P + M), of bare",
+            bound,
+        ),
+    ]
+
+
+def _shape_records(shape: str, count: int) -> list[dict[str, object]]:
+    flat = records(count, seed=77)
+    if shape == "nested object (3 fields)":
+        return [
+            r | {"address": {"street": f"{i} Main St", "city": "x", "zip": i}}
+            for i, r in enumerate(flat)
+        ]
+    if shape == "array of 3 integers":
+        return [r | {"tags": [i, i + 1, i + 2]} for i, r in enumerate(flat)]
+    return flat
+
+
+async def loading_model_costs(options: Options) -> list[Row]:
+    """Per record, by shape: planning alone, and a whole load on the event loop's path
+    (planning, the upsert and its subtable rows, one transaction)."""
+    count = min(options.records, SHAPE_RECORDS)
+    shapes = ("flat", "nested object (3 fields)", "array of 3 integers")
+    figures: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="costs-") as scratch:
+        store = Store(Path(scratch) / "data", durability=options.durability)
+        try:
+            for shape in shapes:
+                plans, loads = [], []
+                for run in range(options.runs + 1):
+                    table = f"{shape.split()[0]}_{run}"
+                    body = batch_body(table, _shape_records(shape, count), 1)
+                    batch: TableBatch = parse_batch(decode_body(JSON, body))
+                    planned, _ = _timed(lambda b=batch: plan_load(b, {}, TIMESTAMP, now_text()))
+                    started = time.perf_counter()
+                    await store.load(CLIENT_ID, INTEGRATION, batch, TIMESTAMP)
+                    if run:
+                        plans.append(planned / count)
+                        loads.append((time.perf_counter() - started) / count)
+                figures[shape] = (median(plans), median(loads))
+        finally:
+            await store.close()
+    flat = figures["flat"][1]
+    return [
+        Row(
+            f"loading model, {shape} records: plan, and plan + SQL, per record",
+            f"{plan * 1e6:.1f} µs, {load * 1e6:.1f} µs",
+            load / flat,
+        )
+        for shape, (plan, load) in figures.items()
+    ]
+
+
+async def run(options: Options) -> list[Row]:
+    return [*await body_costs(options), *await loading_model_costs(options)]
+
+
+if __name__ == "__main__":  # this part alone: python bench/costs.py [--quick] [--runs N]
+    from options import parse
+    from report import print_table
+
+    chosen = parse()
+    print_table("where a /batch body's time goes (in-process)", asyncio.run(run(chosen)))
