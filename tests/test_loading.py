@@ -470,6 +470,16 @@ def test_object_becomes_flattened_columns():
     assert data_columns(result) == ["id", "address__city", "address__geo__lat"]
 
 
+def test_an_object_named_empty_keeps_its_empty_prefix():
+    # <object>__<property> (SPEC §13.3) with an object named "": its x is __x, not x.
+    result = plan("t", upsert({"id": 1, "": {"x": 2, "": {"y": 3}}, "x": 4}))
+
+    assert result.rejected == []
+    row = only_row(result)
+    assert (row["__x"], row["____y"], row["x"]) == (2, 3, 4)
+    assert data_columns(result) == ["id", "__x", "____y", "x"]
+
+
 def test_array_becomes_subtable_rows_linked_to_the_parent_key():
     result = plan("customers", upsert({"id": 7, "tags": ["hero", "human"]}))
 

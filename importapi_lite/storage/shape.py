@@ -72,10 +72,9 @@ def utc_text(value: dt.datetime) -> str:
     """Timestamps as stored: ISO-8601, UTC, microseconds, ``Z`` (SPEC §12.1)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    value = value.astimezone(dt.UTC)
-    if value.year >= 1000:  # isoformat is 4x faster; strftime pads no year below 1000 (glibc)
-        return value.isoformat(timespec="microseconds")[:-6] + "Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat always writes four-digit years (0999), where glibc's strftime writes 999,
+    # which is no ISO-8601 text and would not parse back; it is also 4x faster.
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 # Text already in the stored form (years 1000-9999, where strftime pads nothing): parsing checks
@@ -144,14 +143,14 @@ def compile_schema(schema: Any) -> SchemaNode | None:
 def shape(data: Mapping[str, Any], schema: SchemaNode | None = None) -> Shaped:
     """Flatten one record's ``data`` into typed cells and subtable rows."""
     shaped = Shaped()
-    _flatten(data, schema, "", "", (), shaped.cells, shaped.children)
+    _flatten(data, schema, None, "", (), shaped.cells, shaped.children)
     return shaped
 
 
 def _flatten(
     obj: Mapping[str, Any],
     schema: SchemaNode | None,
-    prefix: str,
+    prefix: str | None,  # the object's column name; None for a row's own fields
     path: str,
     levels: tuple[int, ...],
     cells: list[Cell],
@@ -159,7 +158,7 @@ def _flatten(
 ) -> None:
     properties = schema.properties if schema is not None else {}
     for key, value in obj.items():
-        name = f"{prefix}__{key}" if prefix else key
+        name = key if prefix is None else f"{prefix}__{key}"  # an object named "" too: __x
         sub = resolve(properties.get(key), value)
         if isinstance(value, dict):
             _flatten(value, sub, name, path, levels, cells, children)
@@ -189,7 +188,7 @@ def _element(
     row = ChildRow(path, levels)
     children.append(row)
     if isinstance(element, dict):
-        _flatten(element, sub, "", path, levels, row.cells, children)
+        _flatten(element, sub, None, path, levels, row.cells, children)
     else:
         row.cells.append(typed(element, sub, SCALAR_VALUE))
 
