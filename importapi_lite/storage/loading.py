@@ -193,11 +193,11 @@ def plan_load(
     received_at: str,
     batched_at: str,
     *,
-    reuse_flat_plans: bool = True,  # False: every record the general way (tests compare both)
+    reuse_plans: bool = True,  # False: every record the general way (tests compare both)
 ) -> LoadPlan:
     # A shallow copy: the placer never changes a TableInfo, it replaces it with a changed copy.
     working = dict(layout)
-    reuse = reuse_flat_plans and len(batch.messages) > 1  # one record leaves nobody to reuse
+    reuse = reuse_plans and len(batch.messages) > 2  # a plan is followed from the third
     placer = _Placer(batch.table_name, working, received_at, batched_at, reuse)
     schema = compile_schema(batch.schema)
     steps: list[RowsStep | ActivateVersion] = []
@@ -318,18 +318,16 @@ class _Placer:
         layout: Layout,
         received_at: str,
         batched_at: str,
-        reuse_flat_plans: bool = True,
+        reuse_plans: bool = True,
     ) -> None:
         self.table = table
         self.layout = layout
         self.received_at = received_at
         self.batched_at = batched_at
         self.accepted = 0
-        # Records of one signature (field names and value types, object by object, and
-        # key_names) without arrays load alike.
-        self.flat_plans: dict[tuple[Any, ...], _FlatPlan | None] | None = (
-            {} if reuse_flat_plans else None
-        )
+        # Records of one signature (field names and value types, object by object and element
+        # by element, and key_names) load alike: by signature, its plan, or how often seen.
+        self.plans: dict[tuple[Any, ...], Any] | None = {} if reuse_plans else None
         # The system cells of the last record placed by a plan, by what they are made of:
         # a batch's records mostly share one sequence, table version and time_extracted.
         self._system: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
@@ -337,53 +335,88 @@ class _Placer:
     def place_record(self, message: Upsert, schema: SchemaNode | None) -> Point:
         """Place one record: by its signature's plan if it has one, else the general way.
 
-        The general way shapes every cell and chooses its column; most records of a batch
-        look alike, so the first of each signature leaves a plan (its columns and the few value
-        conversions) that the rest follow, for a fraction of the cost. Records with arrays
-        always go the general way: their subtable rows depend on the arrays' lengths.
+        The general way shapes every cell and chooses its column and table; most records of a
+        batch look alike, so the second of each signature leaves a plan (the columns of each
+        row it makes, and the few value conversions) that the rest follow, for a fraction of
+        the cost. The first does not: a signature seen once, such as an array of a length no
+        other record has, is not worth a plan.
         """
         data = message.data
         types = tuple(map(type, data.values()))
-        if self.flat_plans is None or list in types:
+        plans = self.plans
+        if plans is None:
             return self.place(message, shape(data, schema))
         values: Any = data.values()
-        if dict in types:  # objects flatten into the parent row: a plan follows their leaves
+        elements: list[list[Any]] = []  # the scalars of each subtable row, in shape()'s order
+        if dict in types or list in types:
             values = []
-            nested = _leaves(data, values)
-            if nested is None:  # an array inside
+            nested = _leaves(data, values, elements)
+            if nested is None:  # an array of arrays
                 return self.place(message, shape(data, schema))
             signature: tuple[Any, ...] = (nested, message.key_names)
         else:
             signature = (tuple(data), types, message.key_names)
-        plan = self.flat_plans.get(signature, _UNSEEN)
-        if isinstance(plan, _FlatPlan):
+        plan = plans.get(signature, _UNSEEN)
+        if type(plan) is _CellsPlan:  # one row: the common case, kept short
             row = plan.row(values, self._system_row(message))
             if row is not None:  # else a value its plan cannot convert: the general way
                 self.accepted += 1
                 return Point(row, {})
+            return self.place(message, shape(data, schema))
+        if type(plan) is _RecordPlan:
+            point = plan.point(values, elements, self._system_row(message))
+            if point is not None:
+                self.accepted += 1
+                return point
+            return self.place(message, shape(data, schema))
         shaped = shape(data, schema)
         point = self.place(message, shaped)
-        if plan is _UNSEEN:
+        if plan is _UNSEEN and len(plans) < MAX_PLANS:
+            plans[signature] = _SEEN_ONCE
+        elif plan is _SEEN_ONCE:
             try:
-                self.flat_plans[signature] = self._flat_plan(data, shaped, schema)
+                plans[signature] = self._record_plan(data, shaped, schema)
             except _Rejected:  # cannot happen for a record just placed; never reject it late
-                self.flat_plans[signature] = None
+                plans[signature] = None
         return point
 
-    def _flat_plan(
+    def _record_plan(
         self, data: dict[str, Any], shaped: Shaped, schema: SchemaNode | None
-    ) -> _FlatPlan | None:
-        """The plan a record without arrays, just placed, leaves for its signature; None if
-        its cells depend on more than their types (an integer past 64 bits, text no date)."""
-        info = _copy(self.layout[self.table])  # every column it needs exists: nothing is added
+    ) -> _CellsPlan | _RecordPlan | None:
+        """The plan a record just placed leaves for its signature; None if its cells depend on
+        more than their types (an integer past 64 bits, text that is no date)."""
         values: list[Any] = []
         schemas: list[SchemaNode | None] = []
-        _typed_leaves(data, schema, values, schemas)
+        elements: list[tuple[list[Any], list[SchemaNode | None]]] = []
+        _typed_leaves(data, schema, values, schemas, elements)
+        cells = self._cells(self.table, shaped.cells, values, schemas)
+        if cells is None:
+            return None
+        children = []
+        for child, (child_values, child_schemas) in zip(shaped.children, elements, strict=True):
+            name = f"{self.table}__{child.path}"
+            child_cells = self._cells(name, child.cells, child_values, child_schemas)
+            if child_cells is None:
+                return None
+            levels = {level_column(n): i for n, i in enumerate(child.levels)}
+            children.append(_ChildPlan(name, levels, child_cells))
+        if not children:
+            return cells
+        return _RecordPlan(cells, self.layout[self.table].key_columns, tuple(children))
+
+    def _cells(
+        self,
+        table: str,
+        cells: list[Cell],
+        values: list[Any],
+        schemas: list[SchemaNode | None],
+    ) -> _CellsPlan | None:
+        """How one row's scalars become its cells, as they just did for this placed record."""
+        info = _copy(self.layout[table])  # every column it needs exists: nothing is added
         columns: list[str] = []
         kept: list[int] = []
         converters: list[tuple[int, Any]] = []
-        leaves = zip(shaped.cells, values, schemas, strict=True)
-        for index, (cell, value, declared) in enumerate(leaves):
+        for index, (cell, value, declared) in enumerate(zip(cells, values, schemas, strict=True)):
             if cell.type is None:
                 continue  # an untyped null is stored nowhere
             converter = _converter(value, cell.type, declared.declared if declared else None)
@@ -397,7 +430,7 @@ class _Placer:
                 columns.append(_column_for(info, cell.name, cell.type))
             kept.append(index)
         all_kept = len(kept) == len(values)
-        return _FlatPlan(tuple(columns), None if all_kept else tuple(kept), tuple(converters))
+        return _CellsPlan(tuple(columns), None if all_kept else tuple(kept), tuple(converters))
 
     def _system_row(self, message: Upsert) -> dict[str, Any]:
         """The record's system cells: a new dict, which its row may be built in."""
@@ -520,7 +553,9 @@ class _Fallback(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _FlatPlan:
+class _CellsPlan:
+    """How the scalars of one row become its cells."""
+
     columns: tuple[str, ...]  # the column of each stored field
     kept: tuple[int, ...] | None  # which fields are stored (untyped nulls are not); None: all
     converters: tuple[tuple[int, Any], ...]  # (field index, value -> stored value)
@@ -542,20 +577,69 @@ class _FlatPlan:
         return system
 
 
-def _leaves(data: dict[str, Any], values: list[Any]) -> tuple[Any, ...] | None:
-    """Append the scalars of a record of objects to ``values`` in the order ``shape`` visits
-    them; the record's signature (names and value types, object by object), or None if an
-    array is inside."""
+@dataclass(frozen=True, slots=True)
+class _ChildPlan:
+    table: str
+    levels: dict[str, int]  # the row's level columns and element positions
+    cells: _CellsPlan
+
+
+@dataclass(frozen=True, slots=True)
+class _RecordPlan:
+    """How records of one signature with arrays load: the parent row's cells, then each
+    subtable row's (a signature without arrays has a ``_CellsPlan`` alone)."""
+
+    cells: _CellsPlan
+    key_columns: tuple[str, ...]  # the parent's: its subtable rows link to it by them
+    children: tuple[_ChildPlan, ...]
+
+    def point(self, values: Any, elements: list[list[Any]], system: dict[str, Any]) -> Point | None:
+        row = self.cells.row(values, system)
+        if row is None:
+            return None
+        links = {source_key_column(k): row[k] for k in self.key_columns}
+        system_cells = {c: row[c] for c in CHILD_SYSTEM}
+        children: dict[str, list[dict[str, Any]]] = {}
+        for child, child_values in zip(self.children, elements, strict=True):
+            child_row = child.cells.row(child_values, links | child.levels | system_cells)
+            if child_row is None:
+                return None
+            children.setdefault(child.table, []).append(child_row)
+        return Point(row, children)
+
+
+def _leaves(
+    data: dict[str, Any], values: list[Any], elements: list[list[Any]]
+) -> tuple[Any, ...] | None:
+    """Append the scalars of a record's row to ``values`` and those of each of its subtable
+    rows to ``elements``, in the order ``shape`` visits them; the record's signature (names
+    and value types, object by object and element by element), or None for an array of
+    arrays."""
     kinds: list[Any] = []
     for value in data.values():
         kind = type(value)
         if kind is dict:
-            inner = _leaves(value, values)
+            inner = _leaves(value, values, elements)
             if inner is None:
                 return None
             kinds.append(inner)
         elif kind is list:
-            return None
+            items: list[Any] = [list]  # never a field name tuple: the two cannot be confused
+            for element in value:
+                element_kind = type(element)
+                row: list[Any] = []
+                elements.append(row)
+                if element_kind is dict:
+                    inner = _leaves(element, row, elements)
+                    if inner is None:
+                        return None
+                    items.append(inner)
+                elif element_kind is list:
+                    return None
+                else:
+                    row.append(element)
+                    items.append(element_kind)
+            kinds.append(tuple(items))
         else:
             values.append(value)
             kinds.append(kind)
@@ -567,14 +651,26 @@ def _typed_leaves(
     schema: SchemaNode | None,
     values: list[Any],
     schemas: list[SchemaNode | None],
+    elements: list[tuple[list[Any], list[SchemaNode | None]]],
 ) -> None:
-    """Each scalar of a record without arrays and the subschema that types it, as ``shape``
-    finds them."""
+    """What ``_leaves`` finds, each scalar with the subschema that types it, as ``shape``
+    resolves them (no arrays of arrays)."""
     properties = schema.properties if schema is not None else {}
     for key, value in obj.items():
         sub = resolve(properties.get(key), value)
         if isinstance(value, dict):
-            _typed_leaves(value, sub, values, schemas)
+            _typed_leaves(value, sub, values, schemas, elements)
+        elif isinstance(value, list):
+            items = sub.items if sub is not None else None
+            for element in value:
+                element_schema = resolve(items, element)
+                row: tuple[list[Any], list[SchemaNode | None]] = ([], [])
+                elements.append(row)
+                if isinstance(element, dict):
+                    _typed_leaves(element, element_schema, row[0], row[1], elements)
+                else:
+                    row[0].append(element)
+                    row[1].append(element_schema)
         else:
             values.append(value)
             schemas.append(sub)
@@ -594,6 +690,8 @@ def _stamp(text: str) -> str:
 
 
 _UNSEEN = object()
+_SEEN_ONCE = object()
+MAX_PLANS = 4096  # signatures followed per batch; past them, records go the general way
 _NO_CONVERTER = object()  # cells of this kind depend on more than the value's type
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importapi_lite.models import TableBatch, Upsert
 from importapi_lite.storage.loading import LoadPlan, RowsStep, plan_load
 from importapi_lite.storage.shape import parse_timestamp, utc_text
-from importapi_lite.storage.sql import PRIMARY_KEY
+from importapi_lite.storage.sql import PRIMARY_KEY, source_key_column
 
 RECEIVED = "2024-01-01T00:00:00.000000Z"
 NAMES = ["a", "b", "A", "_x", "a__st", "_sdc_x", "id"]
@@ -54,11 +55,16 @@ scalar_schemas = st.sampled_from(
     ]
 )
 # Objects flatten into the parent row (``a__b``), so plans follow them too; their names can
-# meet a field's (``a__st``), and their schemas type their fields.
-field_schemas = scalar_schemas | st.builds(
+# meet a field's (``a__st``), and their schemas type their fields. Arrays become subtable rows,
+# typed by their items.
+object_schemas = st.builds(
     lambda props: {"type": ["null", "object"], "properties": props},
     st.dictionaries(st.sampled_from(NAMES), scalar_schemas, max_size=3),
 )
+array_schemas = st.builds(
+    lambda items: {"type": ["null", "array"], "items": items}, scalar_schemas | object_schemas
+)
+field_schemas = scalar_schemas | object_schemas | array_schemas
 schemas = st.none() | st.builds(
     lambda props: {"type": "object", "properties": props},
     st.dictionaries(st.sampled_from(NAMES), field_schemas, max_size=4),
@@ -68,9 +74,12 @@ schemas = st.none() | st.builds(
 @st.composite
 def batches(draw: Any) -> tuple[TableBatch, dict[str, Any] | None]:
     # Few templates, many records: signatures repeat, so plans are made and followed.
-    # A template's field is a scalar (None) or an object of scalar fields, or of objects.
-    inner = st.none() | st.lists(st.sampled_from(NAMES), max_size=3, unique=True)
-    fields = st.none() | st.dictionaries(st.sampled_from(NAMES), inner, max_size=3)
+    # A template's field is a scalar (None), an object of scalar fields or of objects (dict,
+    # list), or an array of a length (tuple): of scalars, objects, arrays or drawn lengths.
+    names = st.lists(st.sampled_from(NAMES), max_size=3, unique=True)
+    arrays = st.tuples(st.integers(0, 3), st.none() | names | st.just("arrays") | st.just("any"))
+    inner = st.none() | names | arrays
+    fields = st.none() | arrays | st.dictionaries(st.sampled_from(NAMES), inner, max_size=3)
     templates = draw(
         st.lists(
             st.dictionaries(st.sampled_from(NAMES), fields, max_size=4), min_size=1, max_size=3
@@ -80,12 +89,21 @@ def batches(draw: Any) -> tuple[TableBatch, dict[str, Any] | None]:
     messages = []
 
     def fill(template: dict[str, Any]) -> dict[str, Any]:
-        return {
-            name: draw(values)
-            if sub is None
-            else fill(dict.fromkeys(sub) if isinstance(sub, list) else sub)
-            for name, sub in template.items()
-        }
+        return {name: value(sub) for name, sub in template.items()}
+
+    def value(sub: Any) -> Any:
+        if sub is None:
+            return draw(values)
+        if isinstance(sub, list):
+            return fill(dict.fromkeys(sub))
+        if isinstance(sub, dict):
+            return fill(sub)
+        length, element = sub
+        if element == "any":  # a length of its own: signatures that rarely repeat
+            return [draw(values) for _ in range(draw(st.integers(0, 4)))]
+        if element == "arrays":  # arrays of arrays always go the general way
+            return [[draw(values)] for _ in range(length)]
+        return [value(element) for _ in range(length)]
 
     for sequence in range(draw(st.integers(1, 25))):
         data = fill(draw(st.sampled_from(templates)))
@@ -98,11 +116,17 @@ def batches(draw: Any) -> tuple[TableBatch, dict[str, Any] | None]:
 
 
 def comparable(plan: LoadPlan) -> Any:
+    random = {PRIMARY_KEY, source_key_column(PRIMARY_KEY)}  # append-only rows' random ids
+    points = [p for step in plan.steps if isinstance(step, RowsStep) for p in step.points]
     rows = [
-        {c: v for c, v in point.row.items() if c != PRIMARY_KEY}
-        for step in plan.steps
-        if isinstance(step, RowsStep)
-        for point in step.points
+        [
+            {c: v for c, v in point.row.items() if c not in random},
+            {
+                name: [{c: v for c, v in r.items() if c not in random} for r in child_rows]
+                for name, child_rows in point.children.items()
+            },
+        ]
+        for point in points
     ]
     return (
         rows,
@@ -121,14 +145,14 @@ def same_rows(a: Any, b: Any) -> bool:
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(batches(), st.booleans())
-def test_flat_plans_place_records_exactly_as_the_general_way(case, loaded_before):
+def test_plans_place_records_exactly_as_the_general_way(case, loaded_before):
     batch, _ = case
     layout: dict[str, Any] = {}
     if loaded_before:  # plans also follow columns that existed before this batch
-        layout = plan_load(batch, {}, RECEIVED, RECEIVED, reuse_flat_plans=False).layout
+        layout = plan_load(batch, {}, RECEIVED, RECEIVED, reuse_plans=False).layout
 
     fast = plan_load(batch, layout, RECEIVED, RECEIVED)
-    general = plan_load(batch, layout, RECEIVED, RECEIVED, reuse_flat_plans=False)
+    general = plan_load(batch, layout, RECEIVED, RECEIVED, reuse_plans=False)
 
     assert same_rows(comparable(fast), comparable(general))
 
@@ -151,22 +175,30 @@ def test_a_value_its_plan_cannot_convert_is_placed_the_general_way():
     assert "at" not in rows[1] and "n" not in rows[2]
 
 
-def test_plans_type_an_objects_fields_by_its_own_schema():
+@pytest.mark.parametrize("field", ["o", "list"])
+def test_plans_type_an_objects_fields_and_an_arrays_items_by_their_own_schemas(field):
     at = {"type": "string", "format": "date-time"}
-    schema = {"type": "object", "properties": {"o": {"type": "object", "properties": {"at": at}}}}
-    records = [
-        {"id": 1, "o": {"at": "soon"}},  # text that is no date-time splits to a string column
-        {"id": 2, "o": {"at": "2026-01-02T00:00:00Z"}},  # same signature, a timestamp
-        {"id": 3, "o": {"at": "later"}},
-    ]
+    schemas = {"o": {"type": "object", "properties": {"at": at}}, "list": {"items": at}}
+    schema = {"type": "object", "properties": {field: schemas[field]}}
+    # Text that is no date-time splits to a string column, which the first such text claims;
+    # the second record of the signature would leave a plan, which the third would follow.
+    texts = ["soon", "later", "2026-01-02T00:00:00Z", "never"]
+    values = [{"at": t} if field == "o" else [t] for t in texts]
+    records = [{"id": i, field: value} for i, value in enumerate(values)]
     batch = TableBatch("t", [Upsert(i, r, ("id",)) for i, r in enumerate(records)], schema=schema)
 
     plan = plan_load(batch, {}, RECEIVED, RECEIVED)
 
-    rows = [p.row for p in plan.steps[0].points]  # type: ignore[union-attr]
-    assert rows[0]["o__at"] == "soon" and rows[2]["o__at"] == "later"  # the first type claims it
-    assert rows[1]["o__at__ti"] == "2026-01-02T00:00:00.000000Z" and "o__at" not in rows[1]
-    general = plan_load(batch, {}, RECEIVED, RECEIVED, reuse_flat_plans=False)
+    points = plan.steps[0].points  # type: ignore[union-attr]
+    stamp = "2026-01-02T00:00:00.000000Z"
+    if field == "o":
+        assert [p.row.get("o__at") for p in points] == ["soon", "later", None, "never"]
+        assert points[2].row["o__at__ti"] == stamp
+    else:
+        cells = [child for p in points for child in p.children["t__list"]]
+        assert [c.get("value") for c in cells] == ["soon", "later", None, "never"]
+        assert cells[2]["value__ti"] == stamp
+    general = plan_load(batch, {}, RECEIVED, RECEIVED, reuse_plans=False)
     assert same_rows(comparable(plan), comparable(general))
 
 
