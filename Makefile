@@ -34,7 +34,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff format importapi_lite tests bench
 	$(BIN)/ruff check --fix importapi_lite tests bench
 
-# Figures, not tests (11 to 15 minutes; `bench/ingest.py --quick` is a 2-minute smoke run): the
+# Figures, not tests (about 10 minutes; `bench/ingest.py --quick` is a 2-minute smoke run): the
 # server against bare SQLite and a bare aiohttp handler, medians and ratios beside issue 5's targets.
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py --runs 5
