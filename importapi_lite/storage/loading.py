@@ -617,33 +617,34 @@ def _leaves(
     arrays."""
     kinds: list[Any] = []
     for value in data.values():
-        kind = type(value)
-        if kind is dict:
-            inner = _leaves(value, values, elements)
-            if inner is None:
-                return None
-            kinds.append(inner)
-        elif kind is list:
-            items: list[Any] = [list]  # never a field name tuple: the two cannot be confused
-            for element in value:
-                element_kind = type(element)
-                row: list[Any] = []
-                elements.append(row)
-                if element_kind is dict:
-                    inner = _leaves(element, row, elements)
-                    if inner is None:
-                        return None
-                    items.append(inner)
-                elif element_kind is list:
-                    return None
-                else:
-                    row.append(element)
-                    items.append(element_kind)
-            kinds.append(tuple(items))
-        else:
-            values.append(value)
-            kinds.append(kind)
+        kind = _kind(value, values, elements)
+        if kind is None:
+            return None
+        kinds.append(kind)
     return tuple(data), tuple(kinds)
+
+
+def _kind(value: Any, row: list[Any], elements: list[list[Any]]) -> Any:
+    """A value's part of the signature: a scalar's type (the scalar appended to ``row``), an
+    object's names and kinds (its scalars appended to ``row``), an array's element kinds (each
+    element a new row of ``elements``); None for an array of arrays."""
+    kind = type(value)
+    if kind is dict:
+        return _leaves(value, row, elements)
+    if kind is not list:
+        row.append(value)
+        return kind
+    items: list[Any] = [list]  # never a field name tuple: the two cannot be confused
+    for element in value:
+        if type(element) is list:
+            return None
+        element_row: list[Any] = []
+        elements.append(element_row)
+        inner = _kind(element, element_row, elements)
+        if inner is None:
+            return None
+        items.append(inner)
+    return tuple(items)
 
 
 def _typed_leaves(
