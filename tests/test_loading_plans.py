@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.storage.loading import LoadPlan, RowsStep, plan_load
+from importapi_lite.storage.loading import LoadPlan, RowsStep, cells, plan_load
 from importapi_lite.storage.shape import parse_timestamp, utc_text
 from importapi_lite.storage.sql import PRIMARY_KEY, source_key_column
 
@@ -128,8 +128,11 @@ def comparable(plan: LoadPlan) -> Any:
         ]
         for point in points
     ]
+    # What a load reads of each row: its cells in the table's column order (None if absent).
+    columns = [c for c in plan.table.columns if c not in random] if plan.table else []
     return (
         rows,
+        cells(points, columns),
         {n: list(t.columns.items()) for n, t in plan.layout.items()},
         plan.new_tables,
         plan.new_columns,

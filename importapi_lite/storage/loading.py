@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from operator import itemgetter
+from types import MappingProxyType
 from typing import Any
 
 from ..models import ActivateVersion, Message, TableBatch, Upsert
@@ -142,9 +144,54 @@ class Point:
     children: dict[str, list[dict[str, Any]]]
 
 
+_NO_CHILDREN: Mapping[str, list[dict[str, Any]]] = MappingProxyType({})
+
+
+@dataclass(slots=True)
+class PlannedPoint:
+    """A data point without subtable rows, placed by its signature's plan: its cells as a
+    tuple in the plan's column order. No dict is built for it; ``cells`` reads its cells out
+    in any column order at C speed, and that is all a load needs of a row."""
+
+    values: tuple[Any, ...]  # in ``plan.columns`` order, then one None: absent columns
+    plan: _CellsPlan
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The row by column name, as ``Point.row`` (for readers other than the load)."""
+        return dict(zip(self.plan.row_columns, self.values, strict=False))
+
+    @property
+    def children(self) -> Mapping[str, list[dict[str, Any]]]:
+        return _NO_CHILDREN
+
+
+AnyPoint = Point | PlannedPoint
+
+
+def cells(points: list[AnyPoint], columns: list[str]) -> list[tuple[Any, ...]]:
+    """Each point's cells in ``columns`` order, None where it has none."""
+    wanted = tuple(columns)
+    getters: dict[int, Any] = {}  # by id(plan): a batch has a few plans, all alive here
+    last_plan, last_getter = None, None
+    result = []
+    for point in points:
+        if type(point) is PlannedPoint:
+            plan = point.plan
+            if plan is not last_plan:
+                last_getter = getters.get(id(plan))
+                if last_getter is None:
+                    last_getter = getters[id(plan)] = plan.getter(wanted)
+                last_plan = plan
+            result.append(last_getter(point.values))  # type: ignore[misc]
+        else:
+            result.append(tuple(map(point.row.get, wanted)))
+    return result
+
+
 @dataclass
 class RowsStep:
-    points: list[Point] = field(default_factory=list)
+    points: list[AnyPoint] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,9 +377,9 @@ class _Placer:
         self.plans: dict[tuple[Any, ...], Any] | None = {} if reuse_plans else None
         # The system cells of the last record placed by a plan, by what they are made of:
         # a batch's records mostly share one sequence, table version and time_extracted.
-        self._system: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+        self._system: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
 
-    def place_record(self, message: Upsert, schema: SchemaNode | None) -> Point:
+    def place_record(self, message: Upsert, schema: SchemaNode | None) -> AnyPoint:
         """Place one record: by its signature's plan if it has one, else the general way.
 
         The general way shapes every cell and chooses its column and table; most records of a
@@ -358,10 +405,10 @@ class _Placer:
             signature = (tuple(data), types, message.key_names)
         plan = plans.get(signature, _UNSEEN)
         if type(plan) is _CellsPlan:  # one row: the common case, kept short
-            row = plan.row(values, self._system_row(message))
-            if row is not None:  # else a value its plan cannot convert: the general way
+            planned = plan.planned(values, self._system_cells(message))
+            if planned is not None:  # else a value its plan cannot convert: the general way
                 self.accepted += 1
-                return Point(row, {})
+                return PlannedPoint(planned, plan)
             return self.place(message, shape(data, schema))
         if type(plan) is _RecordPlan:
             point = plan.point(values, elements, self._system_row(message))
@@ -375,20 +422,20 @@ class _Placer:
             plans[signature] = _SEEN_ONCE
         elif plan is _SEEN_ONCE:
             try:
-                plans[signature] = self._record_plan(data, shaped, schema)
+                plans[signature] = self._record_plan(message, shaped, schema)
             except _Rejected:  # cannot happen for a record just placed; never reject it late
                 plans[signature] = None
         return point
 
     def _record_plan(
-        self, data: dict[str, Any], shaped: Shaped, schema: SchemaNode | None
+        self, message: Upsert, shaped: Shaped, schema: SchemaNode | None
     ) -> _CellsPlan | _RecordPlan | None:
         """The plan a record just placed leaves for its signature; None if its cells depend on
         more than their types (an integer past 64 bits, text that is no date)."""
         values: list[Any] = []
         schemas: list[SchemaNode | None] = []
         elements: list[tuple[list[Any], list[SchemaNode | None]]] = []
-        _typed_leaves(data, schema, values, schemas, elements)
+        _typed_leaves(message.data, schema, values, schemas, elements)
         cells = self._cells(self.table, shaped.cells, values, schemas)
         if cells is None:
             return None
@@ -400,8 +447,8 @@ class _Placer:
                 return None
             levels = {level_column(n): i for n, i in enumerate(child.levels)}
             children.append(_ChildPlan(name, levels, child_cells))
-        if not children:
-            return cells
+        if not children:  # its points are PlannedPoints: system cells, then these
+            return replace(cells, system=_system_columns(message.key_names))
         return _RecordPlan(cells, self.layout[self.table].key_columns, tuple(children))
 
     def _cells(
@@ -432,24 +479,26 @@ class _Placer:
         all_kept = len(kept) == len(values)
         return _CellsPlan(tuple(columns), None if all_kept else tuple(kept), tuple(converters))
 
-    def _system_row(self, message: Upsert) -> dict[str, Any]:
-        """The record's system cells: a new dict, which its row may be built in."""
+    def _system_cells(self, message: Upsert) -> tuple[Any, ...]:
+        """The record's system cells, in ``_system_columns`` order."""
         made_of = (message.sequence, message.table_version, message.time_extracted)
         if self._system[0] != made_of:
-            self._system = (
-                made_of,
-                {
-                    SEQUENCE: message.sequence,
-                    TABLE_VERSION: message.table_version,
-                    RECEIVED_AT: self.received_at,
-                    BATCHED_AT: self.batched_at,
-                    EXTRACTED_AT: extracted_at(message.time_extracted),
-                },
+            cells = (
+                message.sequence,
+                message.table_version,
+                self.received_at,
+                self.batched_at,
+                extracted_at(message.time_extracted),
             )
-        row = self._system[1].copy()
-        if not message.key_names:
-            row[PRIMARY_KEY] = str(uuid.uuid4())  # append-only rows get a random id (SPEC §10.3)
-        return row
+            self._system = (made_of, cells)
+        if not message.key_names:  # append-only rows get a random id (SPEC §10.3)
+            return (*self._system[1], str(uuid.uuid4()))
+        return self._system[1]
+
+    def _system_row(self, message: Upsert) -> dict[str, Any]:
+        """The record's system cells: a new dict, which its row may be built in."""
+        columns = _system_columns(message.key_names)
+        return dict(zip(columns, self._system_cells(message), strict=True))
 
     def place(self, message: Upsert, shaped: Shaped) -> Point:
         problem = table_name_problem(self.table)
@@ -559,20 +608,48 @@ class _CellsPlan:
     columns: tuple[str, ...]  # the column of each stored field
     kept: tuple[int, ...] | None  # which fields are stored (untyped nulls are not); None: all
     converters: tuple[tuple[int, Any], ...]  # (field index, value -> stored value)
+    system: tuple[str, ...] = ()  # a flat record's plan: the system columns its points lead with
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        return (*self.system, *self.columns)
+
+    def getter(self, wanted: tuple[str, ...]) -> Any:
+        """What reads a planned point's cells in ``wanted`` order (its values end in None, the
+        cell of every column it lacks)."""
+        index = {c: i for i, c in enumerate(self.row_columns)}
+        absent = len(index)
+        positions = [index.get(c, absent) for c in wanted]
+        if len(positions) == 1:  # itemgetter of one index gives the item, not a tuple
+            return lambda values: (values[positions[0]],)
+        return itemgetter(*positions)
+
+    def _converted(self, values: Any) -> Any:
+        """The stored fields' values, converted; raises _Fallback."""
+        if self.converters or self.kept is not None:
+            values = list(values)
+            for index, convert in self.converters:
+                values[index] = convert(values[index])
+            if self.kept is not None:
+                values = [values[i] for i in self.kept]
+        return values
+
+    def planned(self, values: Any, system: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """A ``PlannedPoint``'s values for a record whose scalars are ``values``; None if a
+        value cannot be converted by its type alone."""
+        try:
+            return (*system, *self._converted(values), None)
+        except _Fallback:
+            return None
 
     def row(self, values: Any, system: dict[str, Any]) -> dict[str, Any] | None:
         """The row of a record whose scalars are ``values`` (in ``shape``'s order): its cells
         added to ``system`` (its system cells, changed in place); None if a value cannot be
         converted by its type alone."""
-        if self.converters or self.kept is not None:
-            values = list(values)
-            try:
-                for index, convert in self.converters:
-                    values[index] = convert(values[index])
-            except _Fallback:
-                return None
-            if self.kept is not None:
-                values = [values[i] for i in self.kept]
+        try:
+            values = self._converted(values)
+        except _Fallback:
+            return None
         system.update(zip(self.columns, values, strict=True))
         return system
 
@@ -690,6 +767,13 @@ def _stamp(text: str) -> str:
     return stamp
 
 
+def _system_columns(key_names: tuple[str, ...]) -> tuple[str, ...]:
+    """A top-level row's system columns: append-only rows have a made-up primary key too."""
+    return _PARENT_SYSTEM_COLUMNS if key_names else _APPEND_ONLY_SYSTEM_COLUMNS
+
+
+_PARENT_SYSTEM_COLUMNS = tuple(PARENT_SYSTEM)
+_APPEND_ONLY_SYSTEM_COLUMNS = (*PARENT_SYSTEM, PRIMARY_KEY)
 _UNSEEN = object()
 _SEEN_ONCE = object()
 MAX_PLANS = 4096  # signatures followed per batch; past them, records go the general way

@@ -24,6 +24,7 @@ from .loading import (
     LoadPlan,
     RowsStep,
     StagedRows,
+    cells,
     now_text,
     plan_load,
     table_name_problem,
@@ -122,12 +123,12 @@ def _write(
                 steps.append(step)
                 continue
             points = step.points
-            db.executemany(insert_parent, [tuple(map(p.row.get, columns)) for p in points])
+            db.executemany(insert_parent, cells(points, columns))
             ranges = {}
             if subtables:
                 db.executemany(
                     insert_point,
-                    [(ordinal + i, *map(p.row.get, identity)) for i, p in enumerate(points)],
+                    [(ordinal + i, *c) for i, c in enumerate(cells(points, identity))],
                 )
                 for name, staged_table, child in subtables:
                     rows = [

@@ -32,6 +32,7 @@ from .loading import (
     RowsStep,
     StagedRows,
     TableInfo,
+    cells,
     layout_from_rows,
     now_text,
     plan_load,
@@ -238,7 +239,7 @@ def _run_steps(
         if subtables:
             _stage_children(db, step, table, subtables, ordinal)
         name = table.name
-        params = [(*map(p.row.get, columns), name) for p in step.points]
+        params = [(*c, name) for c in cells(step.points, columns)]
         changed += db.executemany(upsert, params).rowcount
         ordinal += len(step.points)
     if subtables:
@@ -290,7 +291,7 @@ def _stage_children(
     identity = [*table.key_columns, sql.SEQUENCE, sql.TABLE_VERSION]
     db.executemany(
         sql.insert_sql(sql.POINTS_TABLE, [sql.ORDINAL, *identity]),
-        [(first + i, *map(p.row.get, identity)) for i, p in enumerate(step.points)],
+        [(first + i, *c) for i, c in enumerate(cells(step.points, identity))],
     )
     for index, (name, columns) in enumerate(subtables):
         stage = sql.stage_table(index)
