@@ -13,7 +13,7 @@ import jsonschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importapi_lite.validation.batch import _RecordValidator, _types_decide
+from importapi_lite.validation.batch import _RecordValidator, _types_decide, flat_types
 
 NAMES = ["a", "b", "c"]
 scalar_schemas = st.sampled_from(
@@ -61,7 +61,8 @@ def test_every_verdict_equals_the_reference_validators(schema: dict[str, Any], b
     reference = jsonschema.Draft4Validator(schema)
 
     for record in batch:
-        assert (not validator.errors(record)) == reference.is_valid(record), (schema, record)
+        verdict = not validator.errors(record, flat_types(record))
+        assert verdict == reference.is_valid(record), (schema, record)
 
 
 def test_schemas_that_test_values_are_never_decided_by_type():

@@ -98,17 +98,27 @@ def _has_type(value: Any, name: str) -> bool:
 
 def _is_well_formed(message: Any) -> bool:
     """The shapes target-stitch sends, checked cheaply before the full ``oneOf`` analysis."""
-    if not isinstance(message, dict) or not is_integer(message.get("sequence")):
-        return False
+    if type(message) is not dict or type(message.get("sequence")) is not int:
+        return False  # exactly these types, as decoded; anything else takes the long way
     action = message.get("action")
     if action == "upsert":
-        extracted = message.get("time_extracted", "")
-        return (
-            isinstance(message.get("data"), dict)
-            and isinstance(extracted, str)
-            and message.keys() <= UPSERT_FIELDS.keys()
+        # With action, sequence and data there, no other key but time_extracted (a string).
+        extracted = message.get("time_extracted")
+        return type(message.get("data")) is dict and (
+            len(message) == 3 or (len(message) == 4 and type(extracted) is str)
         )
     return action == "activate_version" and len(message) == 2
+
+
+def _all_well_formed(messages: list[Any]) -> bool:
+    """Whether every message has one of target-stitch's shapes and a sequence in range: one
+    pass for the common case."""
+    for message in messages:
+        if not _is_well_formed(message):
+            return False
+        if not MIN_SEQUENCE <= message["sequence"] <= MAX_SEQUENCE:
+            return False
+    return True
 
 
 def _failed(violations: list[Violation]) -> BatchInvalid:
@@ -131,17 +141,18 @@ def parse_batch(body: Any) -> TableBatch:
         raise _failed(
             [("#/messages", f"expected {bound} item count: {limit}, found: {len(messages)}")]
         )
-    for index, message in enumerate(messages):
-        _check_message(message, index)
-    for message in messages:
-        if message["sequence"] > MAX_SEQUENCE:
-            raise BatchInvalid(
-                f"Request failed validation:#: sequence can not be above {MAX_SEQUENCE}"
-            )
-        if message["sequence"] < MIN_SEQUENCE:
-            raise BatchInvalid(
-                f"Request failed validation:#: sequence can not be below {MIN_SEQUENCE}"
-            )
+    if not _all_well_formed(messages):  # else the checks run in order, to word the first failure
+        for index, message in enumerate(messages):
+            _check_message(message, index)
+        for message in messages:
+            if message["sequence"] > MAX_SEQUENCE:
+                raise BatchInvalid(
+                    f"Request failed validation:#: sequence can not be above {MAX_SEQUENCE}"
+                )
+            if message["sequence"] < MIN_SEQUENCE:
+                raise BatchInvalid(
+                    f"Request failed validation:#: sequence can not be below {MIN_SEQUENCE}"
+                )
 
     schema = body["schema"]
     validator = _validator(schema)
@@ -150,13 +161,22 @@ def parse_batch(body: Any) -> TableBatch:
     for key in key_names:
         if not isinstance(declared, dict) or key not in declared:
             raise BatchInvalid(f"Record is missing key property {key}")
-    with patterns.time_limit():
+    table_version = body.get("table_version")
+    parsed: list[Message] = []
+    with patterns.time_limit():  # one pass: each record checked, then its message made
         for index, message in enumerate(messages):
             if message["action"] == "upsert":
-                _check_record(validator, message["data"], index, key_names)
+                data = message["data"]
+                _check_record(validator, data, index, key_names)
+                extracted = message.get("time_extracted")
+                parsed.append(
+                    Upsert(message["sequence"], data, key_names, table_version, extracted)
+                )
+            else:
+                parsed.append(ActivateVersion(message["sequence"], table_version))
     return TableBatch(
         table_name=body["table_name"],
-        messages=[_message(m, key_names, body.get("table_version")) for m in messages],
+        messages=parsed,
         bookmark_names=tuple(body["bookmark_names"]) if "bookmark_names" in body else None,
         schema=schema,
     )
@@ -286,14 +306,16 @@ class _RecordValidator:
             if not patterns.time_fast_patterns(self.fast):
                 self.fast = None  # a client's pattern must never reach untimed ``re``
 
-    def errors(self, data: dict[str, Any]) -> list[jsonschema.ValidationError]:
+    def errors(
+        self, data: dict[str, Any], flat_types: tuple[type, ...] | None = None
+    ) -> list[jsonschema.ValidationError]:
+        """The record's violations; ``flat_types`` is ``flat_types(data)``, which the caller
+        needs too."""
         signature, valid = None, self.valid_signatures
-        if valid is not None:
-            types = tuple(map(type, data.values()))
-            if dict not in types and list not in types:
-                signature = (tuple(data), types)
-                if signature in valid:
-                    return []
+        if valid is not None and flat_types is not None:
+            signature = (tuple(data), flat_types)
+            if signature in valid:
+                return []
         if self.fast is not None:
             try:
                 self.fast(data)
@@ -420,14 +442,21 @@ def _pointer(path: Any) -> str:
     return "#" + "".join(f"/{part}" for part in path)
 
 
+def flat_types(data: dict[str, Any]) -> tuple[type, ...] | None:
+    """The types of a record's values, if none is an object or an array."""
+    types = tuple(map(type, data.values()))
+    return None if dict in types or list in types else types
+
+
 def _check_record(
     validator: _RecordValidator,
     data: dict[str, Any],
     index: int,
     key_names: tuple[str, ...],
 ) -> None:
+    types = flat_types(data)
     try:
-        errors = validator.errors(data)
+        errors = validator.errors(data, types)
     except patterns.PatternTimedOut as exc:
         where = patterns.locate(data, exc.text)
         raise BatchInvalid(
@@ -454,7 +483,7 @@ def _check_record(
             )  # [mock-defined]
         if isinstance(value, str) and len(value) > MAX_KEY_LENGTH:
             raise BatchInvalid(f"String keys cannot be longer than {MAX_KEY_LENGTH} characters")
-    if exceeds_data_points(data):
+    if (types is None or len(data) > MAX_DATA_POINTS) and exceeds_data_points(data):
         raise BatchInvalid(f"Record {index} contains more than {MAX_DATA_POINTS} data points")
 
 
@@ -478,17 +507,3 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator in ("anyOf", "oneOf"):
         return f"{pointer}: #: no subschema matched out of the total {len(value)} subschemas"
     return f"{pointer}: {error.message}"
-
-
-def _message(
-    message: dict[str, Any], key_names: tuple[str, ...], table_version: int | None
-) -> Message:
-    if message["action"] == "activate_version":
-        return ActivateVersion(message["sequence"], table_version)
-    return Upsert(
-        message["sequence"],
-        message["data"],
-        key_names,
-        table_version,
-        message.get("time_extracted"),
-    )
