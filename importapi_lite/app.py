@@ -69,6 +69,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         settings.data_dir,
         max_open_tables=settings.max_open_tables,
         durability=settings.durability,
+        cache_mib=settings.cache_mib,
     )
     Preparer.clear_staging(settings.data_dir)
     yield

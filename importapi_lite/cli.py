@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--body-memory", type=int, help=Settings.help("body_memory"))
     serve.add_argument("--workers", type=int, help=Settings.help("workers"))
     serve.add_argument("--offload-bytes", type=int, help=Settings.help("offload_bytes"))
+    serve.add_argument("--cache-mib", type=int, help=Settings.help("cache_mib"))
     serve.add_argument(
         "--admin-token",
         help=Settings.help("admin_token")
@@ -164,6 +165,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                     "body_memory",
                     "workers",
                     "offload_bytes",
+                    "cache_mib",
                 )
             },
         )

@@ -97,6 +97,11 @@ class Settings:
     offload_bytes: int = _setting(
         262_144, "Bodies of at least this many bytes go to the worker processes (256 KiB)."
     )
+    cache_mib: int = _setting(
+        64,
+        "MiB of SQLite page cache for all open tables together (a soft limit), which one big "
+        "table may use alone; 0: SQLite's default of 2 MiB per table.",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -126,6 +131,8 @@ class Settings:
             raise SettingError("workers", "must be -1 (one per core), 0 or more")
         if self.offload_bytes < 0:
             raise SettingError("offload_bytes", "must not be negative")
+        if self.cache_mib < 0:
+            raise SettingError("cache_mib", "must not be negative")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

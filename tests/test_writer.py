@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import pytest
 
 from importapi_lite.models import TableBatch, Upsert
 from importapi_lite.storage import Store, writer
@@ -97,3 +98,32 @@ async def test_a_group_whose_starter_is_cancelled_still_commits_the_others(tmp_p
         # of the group is lost, and no transaction is left open.
         ids = [r for (r,) in db.execute('SELECT id FROM "t" ORDER BY id')]
         assert ids == list(range(11))
+
+
+@pytest.mark.parametrize(("cache_mib", "cache_size"), [(8, -8192), (0, -2000)])
+async def test_a_table_connection_caches_what_cache_mib_says(
+    tmp_path: Any, cache_mib: int, cache_size: int
+):
+    store = Store(tmp_path / "data", durability="fast", cache_mib=cache_mib)
+    path = table_path(store.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "t")
+    try:
+        await store.load(
+            CLIENT_ID,
+            DEFAULT_INTEGRATION,
+            TableBatch("t", [Upsert(1, {"id": 1}, ("id",))]),
+            RECEIVED,
+        )
+        async with store._table_db(path) as tdb:
+            pragmas = await writer.run_on_thread(
+                tdb.conn,
+                lambda db: (
+                    db.execute("PRAGMA cache_size").fetchone()[0],
+                    db.execute("PRAGMA soft_heap_limit").fetchone()[0],
+                ),
+            )
+    finally:
+        await store.close()
+    # 0 leaves SQLite's defaults: 2,000 KiB per connection, no process-wide limit set by us.
+    assert pragmas[0] == cache_size
+    if cache_mib:
+        assert pragmas[1] == cache_mib << 20

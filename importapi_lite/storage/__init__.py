@@ -78,11 +78,25 @@ class _TableDb:
 
 class Store:
     def __init__(
-        self, data_dir: Path, *, max_open_tables: int = 64, durability: str = "fsync"
+        self,
+        data_dir: Path,
+        *,
+        max_open_tables: int = 64,
+        durability: str = "fsync",
+        cache_mib: int = 0,
     ) -> None:
         self.data_dir = data_dir
         self._max_open = max_open_tables
         self._synchronous = _SYNCHRONOUS[durability]
+        # A table's upserts land all over its primary-key index; with SQLite's 2 MiB cache a
+        # table of a million rows reads most of those pages from the OS for every batch. Each
+        # table may cache up to ``cache_mib``; SQLite's soft heap limit, process-wide, holds
+        # all of them together near it, recycling the least recently used pages.
+        self._pragmas = (
+            (f"PRAGMA cache_size=-{cache_mib * 1024}", f"PRAGMA soft_heap_limit={cache_mib << 20}")
+            if cache_mib
+            else ()
+        )
         self._open: OrderedDict[Path, _TableDb] = OrderedDict()
         self._pool_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -253,7 +267,8 @@ class Store:
             async with self._pool_lock:
                 tdb = self._open.get(path)
                 if tdb is None:
-                    tdb = _TableDb(path, await _connect(path, ddl, self._synchronous))
+                    conn = await _connect(path, ddl, self._synchronous, self._pragmas)
+                    tdb = _TableDb(path, conn)
                     self._open[path] = tdb
                     await self._evict_idle()
                 else:
@@ -292,7 +307,9 @@ def _delete(target: Path) -> bool:
     return found
 
 
-async def _connect(path: Path, ddl: tuple[str, ...], synchronous: str) -> aiosqlite.Connection:
+async def _connect(
+    path: Path, ddl: tuple[str, ...], synchronous: str, pragmas: tuple[str, ...]
+) -> aiosqlite.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     is_new = not path.exists()
     conn = await aiosqlite.connect(path, isolation_level=None)
@@ -300,6 +317,8 @@ async def _connect(path: Path, ddl: tuple[str, ...], synchronous: str) -> aiosql
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute(f"PRAGMA synchronous={synchronous}")
         await conn.execute("PRAGMA busy_timeout=5000")
+        for pragma in pragmas:
+            await conn.execute(pragma)
         for statement in ddl:
             await conn.execute(statement)
     except BaseException:
