@@ -3,8 +3,9 @@
 Each top-level table has its own database file (``paths.table_path``), opened once and kept in a
 bounded LRU pool: one aiosqlite connection, hence one writer thread, per open table, so requests
 for different tables commit in parallel. An ``asyncio.Lock`` per table serialises transactions on
-its connection; concurrent requests' data for a table share one ``BEGIN IMMEDIATE … COMMIT``,
-run on the table's thread in one trip (``writer.py``).
+its connection. A request's data for a table waits in the table's queue; the table's committer
+task commits what waits, every request's data in one ``BEGIN IMMEDIATE … COMMIT`` run on the
+table's thread in one trip (``writer.py``), then what arrived meanwhile.
 
 Storage raises ``ServiceUnavailable`` (503) for faults of the disk or database (full, read-only,
 I/O error, locked) and lets anything else through as a bug; ``disk.DiskHealth`` remembers them for
@@ -102,7 +103,8 @@ class Store:
         self._changed = asyncio.Event()
         self.is_stopping = False
         self.disk = DiskHealth(data_dir)
-        self._waiting: dict[Path, list[_Job]] = {}  # loads waiting for each table's lock
+        self._waiting: dict[Path, list[_Job]] = {}  # loads waiting for each table's commit
+        self._committers: dict[Path, asyncio.Task[None]] = {}  # each table's, while it has loads
 
     async def close(self) -> None:
         async with self._pool_lock:
@@ -171,27 +173,43 @@ class Store:
         job = _Job(writer.Load(batch, received_at), asyncio.get_running_loop().create_future())
         waiting = self._waiting.setdefault(path, [])
         waiting.append(job)
+        if path not in self._committers:
+            self._committers[path] = asyncio.create_task(self._commit_waiting(path, waiting))
         try:
             with self.disk.guard():
-                async with self._table_db(path) as tdb:
-                    if job in waiting:  # else an earlier holder of the lock took it in its group
-                        group = _take_group(waiting, job)
-                        if not waiting and self._waiting.get(path) is waiting:
-                            del self._waiting[path]
-                        await _commit_group(tdb, group)
-                # Done, unless its group's starter was cancelled: that group still runs.
-                plan, accepted = await asyncio.shield(job.done)  # raised inside our disk guard
+                plan, accepted = await job.done  # raised inside our disk guard
         except asyncio.CancelledError:
             if job in waiting:
-                waiting.remove(job)  # not taken by anyone yet: it never runs
-            else:  # taken: nobody else will look at how it ended
-                job.done.add_done_callback(_observe)
+                waiting.remove(job)  # not taken by the committer yet: it never runs
             raise
         await self._log_rejections(client_id, integration, batch.table_name, plan.rejected)
         self._notify_change()
         return LoadResult(
             batch.table_name, accepted, plan.accepted_upserts - accepted, len(plan.rejected)
         )
+
+    async def _commit_waiting(self, path: Path, waiting: list[_Job]) -> None:
+        """A table's committer: while loads wait for the table, commit them, a group at a time.
+
+        Its own task, not any request's: a request that goes away cancels no commit, and the
+        loads that arrive while a group commits wait for the next group on their futures alone.
+        """
+        try:
+            while waiting:
+                try:
+                    async with self._table_db(path) as tdb:
+                        group = _take_group(waiting)  # taken once the table is ours
+                        if group:  # else each load that waited went away meanwhile
+                            await _commit_group(tdb, group)
+                except Exception as exc:  # the file would not open: fail what waited for it
+                    group, waiting[:] = waiting[:], []
+                    for job in group:
+                        if not job.done.done():
+                            job.done.set_exception(exc)
+        finally:
+            del self._committers[path]
+            if not waiting and self._waiting.get(path) is waiting:
+                del self._waiting[path]
 
     async def _log_rejections(
         self, client_id: int, integration: str, table_name: str, rejections: list[Rejection]
@@ -333,17 +351,13 @@ async def _connect(
     return conn
 
 
-def _observe(done: asyncio.Future[tuple[LoadPlan, int]]) -> None:
-    if not done.cancelled():
-        done.exception()  # retrieved, so asyncio does not log it as never retrieved
-
-
-def _take_group(waiting: list[_Job], mine: _Job) -> list[_Job]:
+def _take_group(waiting: list[_Job]) -> list[_Job]:
     """The loads to commit together, taken out of ``waiting``: a staged load alone (its file is
     attached for its transaction), else every load of the request kind that waits."""
-    if mine.is_staged:
-        waiting.remove(mine)
-        return [mine]
+    if not waiting:
+        return []
+    if waiting[0].is_staged:
+        return [waiting.pop(0)]
     group = [j for j in waiting if not j.is_staged]
     waiting[:] = [j for j in waiting if j.is_staged]
     return group
@@ -355,15 +369,15 @@ async def _commit_group(tdb: _TableDb, group: list[_Job]) -> None:
 
     Concurrent small pushes to one table would otherwise each pay a transaction and an fsync
     in turn. Each job's future is set only after the COMMIT, so a 2xx still means committed.
-    Once handed to the thread the group runs to its end: if the request that started it is
-    cancelled, the others still get their outcomes.
+    Once handed to the thread the group runs to its end, even if the server is stopping.
     """
     loads = [job.load for job in group]
     running = asyncio.ensure_future(
         writer.run_on_thread(tdb.conn, partial(writer.commit_group, state=tdb.state, loads=loads))
     )
     running.add_done_callback(partial(_settle, group))
-    await asyncio.shield(running)
+    with suppress(Exception):  # each job of the group has the failure (``_settle``)
+        await asyncio.shield(running)
 
 
 def _settle(group: list[_Job], running: asyncio.Future[list[writer.Outcome]]) -> None:
