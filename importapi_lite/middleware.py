@@ -74,7 +74,8 @@ async def journal_middleware(request: web.Request, handler: Handler) -> web.Stre
     """
     if belongs_to_sub_app(request):
         return await handler(request)
-    time_ = now_text()
+    # When the request arrived: the journal's time, and every row's _sdc_received_at.
+    time_ = request[received_at_key] = now_text()
     started = time.perf_counter()
     status: int | None = None
     response: web.StreamResponse | None = None
@@ -147,7 +148,6 @@ async def route_middleware(request: web.Request, handler: Handler) -> web.Stream
     """404 and 405 before anything else, so an unknown path never reaches auth."""
     if belongs_to_sub_app(request):
         return await handler(request)  # it answers its own 404 and 405
-    request[received_at_key] = now_text()
     if endpoint_of(request) is None:
         exception = request.match_info.http_exception
         if isinstance(exception, web.HTTPMethodNotAllowed):
@@ -218,6 +218,25 @@ async def body_size_middleware(request: web.Request, handler: Handler) -> web.St
 async def _read_and_handle(
     request: web.Request, handler: Handler, settings: Settings, limit: int
 ) -> web.StreamResponse:
+    content = request.content
+    if content.is_eof():
+        # All of it arrived with the headers (most small pushes): no wait, so no deadline.
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise PayloadTooLarge(len(body))
+    else:
+        body = await _read_body(request, settings, limit)
+    request[body_key] = body
+    request[body_size_key] = len(body)
+    try:
+        return await handler(request)
+    finally:
+        # aiohttp keeps a connection's last request referenced until the next one arrives: 64
+        # idle kept-alive connections held their last 4 MiB bodies (256 MiB) without this.
+        del request[body_key]
+
+
+async def _read_body(request: web.Request, settings: Settings, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     uploads = request.config_dict[uploads_key]
@@ -235,14 +254,7 @@ async def _read_and_handle(
         raise RequestTimeout() from None
     finally:
         uploads.discard(deadline)
-    request[body_key] = b"".join(chunks)
-    request[body_size_key] = size
-    try:
-        return await handler(request)
-    finally:
-        # aiohttp keeps a connection's last request referenced until the next one arrives: 64
-        # idle kept-alive connections held their last 4 MiB bodies (256 MiB) without this.
-        del request[body_key]
+    return b"".join(chunks)
 
 
 SHUTDOWN_GRACE = 2.0  # seconds an upload under way at shutdown still gets to finish

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from aiohttp import web
 
@@ -106,18 +106,28 @@ async def load_batches(
     """
     token: Token = request[token_key]
     store = request.config_dict[store_key]
-    outcomes = await asyncio.gather(
-        *(
-            store.load(token.client_id, token.integration, batch, request[received_at_key])
-            for batch in batches
-        ),
-        return_exceptions=True,
-    )
+    loads = [
+        store.load(token.client_id, token.integration, batch, request[received_at_key])
+        for batch in batches
+    ]
+    outcomes: list[LoadResult | BaseException]
+    if len(loads) == 1:  # most requests: awaited here, without a task of its own
+        outcomes = [await _settled(loads[0])]
+    else:
+        outcomes = await asyncio.gather(*loads, return_exceptions=True)
     results += [o for o in outcomes if isinstance(o, LoadResult)]
     for outcome in outcomes:
         if isinstance(outcome, BaseException) and not isinstance(outcome, StalePlan):
             raise outcome
     return frozenset(o.table_name for o in outcomes if isinstance(o, StalePlan))
+
+
+async def _settled(load: Awaitable[LoadResult]) -> LoadResult | BaseException:
+    """What ``asyncio.gather(..., return_exceptions=True)`` makes of one awaitable."""
+    try:
+        return await load
+    except Exception as exc:
+        return exc
 
 
 def _log(request: web.Request, results: list[LoadResult]) -> None:
