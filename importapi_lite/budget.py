@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 
 class ByteBudget:
@@ -22,27 +20,25 @@ class ByteBudget:
         self.free = capacity
         self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    @asynccontextmanager
-    async def hold(self, size: int) -> AsyncIterator[None]:
-        size = min(size, self.capacity)  # one body larger than the budget runs alone
-        if self._waiting or size > self.free:
-            turn = asyncio.get_running_loop().create_future()
-            self._waiting.append((size, turn))
-            try:
-                await turn
-            except asyncio.CancelledError:  # the client went away while waiting
-                if turn.done() and not turn.cancelled():
-                    self._release(size)  # granted in the same instant: give it back
-                else:
-                    self._waiting.remove((size, turn))
-                    self._grant()  # it may have been first in line, holding others up
-                raise
-        else:
+    def hold(self, size: int) -> _Hold:
+        """``async with budget.hold(size)``: wait until ``size`` bytes are free, hold them."""
+        return _Hold(self, min(size, self.capacity))  # one body larger than the budget runs alone
+
+    async def _take(self, size: int) -> None:
+        if not self._waiting and size <= self.free:
             self.free -= size
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append((size, turn))
         try:
-            yield
-        finally:
-            self._release(size)
+            await turn
+        except asyncio.CancelledError:  # the client went away while waiting
+            if turn.done() and not turn.cancelled():
+                self._release(size)  # granted in the same instant: give it back
+            else:
+                self._waiting.remove((size, turn))
+                self._grant()  # it may have been first in line, holding others up
+            raise
 
     def _release(self, size: int) -> None:
         self.free += size
@@ -54,3 +50,19 @@ class ByteBudget:
             size, turn = self._waiting.popleft()
             self.free -= size
             turn.set_result(None)
+
+
+class _Hold:
+    """A class, not ``@asynccontextmanager``, whose generator costs each request another 1 µs."""
+
+    __slots__ = ("budget", "size")
+
+    def __init__(self, budget: ByteBudget, size: int) -> None:
+        self.budget = budget
+        self.size = size
+
+    async def __aenter__(self) -> None:
+        await self.budget._take(self.size)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.budget._release(self.size)

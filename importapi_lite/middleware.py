@@ -296,9 +296,10 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     answered as Stitch answers a queued batch. A delay alone slows a request that then runs.
     """
     endpoint = endpoint_of(request)
-    if endpoint is None or not endpoint.media_types:
+    faults = request.config_dict[faults_key]
+    if not faults or endpoint is None or not endpoint.media_types:
         return await handler(request)
-    fault = request.config_dict[faults_key].take(endpoint.short_name, lambda: _tables_in(request))
+    fault = faults.take(endpoint.short_name, lambda: _tables_in(request))
     if fault is None:
         return await handler(request)
     request[fault_key] = fault

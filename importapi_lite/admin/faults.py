@@ -76,6 +76,10 @@ class Faults:
         self._faults.append(fault)
         return fault
 
+    def __bool__(self) -> bool:
+        """Whether any rule is armed: without one, a request need not be looked at."""
+        return bool(self._faults)
+
     def list(self) -> list[Fault]:
         return list(self._faults)
 

@@ -16,7 +16,9 @@ from typing import Any
 MAX_ERROR_BODY_CHARS = 16_384  # a 422 for 20,000 records is megabytes; keep the journal small
 
 
-@dataclass(frozen=True)
+# Not frozen: one is made for every request, and a frozen dataclass's __init__ (a
+# object.__setattr__ per field) cost 4 µs of a one-record push, ten times this one's.
+@dataclass(slots=True)
 class JournalEntry:
     id: int
     time: str  # when the request arrived, UTC
@@ -57,7 +59,7 @@ class Journal:
         self._ids = itertools.count(1)
 
     def record(self, **fields: Any) -> JournalEntry:
-        entry = JournalEntry(id=next(self._ids), **fields)
+        entry = JournalEntry(next(self._ids), **fields)
         self._entries.append(entry)
         return entry
 

@@ -131,6 +131,8 @@ async def _settled(load: Awaitable[LoadResult]) -> LoadResult | BaseException:
 
 
 def _log(request: web.Request, results: list[LoadResult]) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return  # its sums are not worth making for nobody
     logger.info(
         "%s client=%s tables=%d accepted=%d stale=%d rejected=%d",
         request.path,
