@@ -34,7 +34,7 @@ from .storage.tokens import TokenStore
 
 
 def create_app(settings: Settings) -> web.Application:
-    # client_max_size only guards request.read(); our body_size_middleware reads with its own
+    # client_max_size only guards request.read(); our checks_middleware reads with its own
     # limit, so this stays above it and the Stitch-shaped 413 is always ours (SPEC §8).
     app = web.Application(middlewares=middlewares(), client_max_size=settings.max_body_bytes + 1)
     app[settings_key] = settings

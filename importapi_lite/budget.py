@@ -2,7 +2,7 @@
 
 A 4 MiB batch body becomes ~40 MiB of Python objects while it is decoded, validated and
 loaded, and the event loop works on one request at a time anyway, so 64 big uploads at once
-buy no speed and cost a gigabyte. ``body_size_middleware`` holds a body's declared size (the
+buy no speed and cost a gigabyte. ``middleware.checks_middleware`` holds a body's declared size (the
 limit, when it declares none) from before reading it until the response, so at most
 ``capacity`` bytes of bodies are in the server at once; small pushes pass straight through
 while the budget has room.

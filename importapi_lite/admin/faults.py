@@ -1,6 +1,6 @@
 """Fault injection: rules that make the next data requests fail, slow down or drop.
 
-Pure, no aiohttp: ``middleware.fault_middleware`` asks ``Faults.take`` for each data request that
+Pure, no aiohttp: ``middleware.checks_middleware`` asks ``Faults.take`` for each data request that
 passed auth, media-type and size checks. A rule fires for the next ``count`` matching requests
 (``None``: until cleared), each with ``probability``, drawn from its own ``random.Random(seed)``
 so a run repeats exactly. Rules are tried oldest first; one fires per request at most.
