@@ -5,6 +5,10 @@ media type, body size in SPEC §3.3 order, then injected faults).
 ``ImportApiError``s and leave, for the handler, the request's ``token``, ``media_type`` and
 ``body`` (the raw bytes, already read within the size limit). Requests routed to a sub-application
 (the admin API) pass through all of these untouched: it has its own auth and routing.
+
+Stitch's endpoints are routes of the root application, so ``request.app`` holds all they need,
+here and in their handlers; ``request.config_dict`` (for sub-applications) is built anew at every
+access, and eight of those cost a one-record push 5% of its time.
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ def _record(
         error = error_body(raw.decode("utf-8", "replace"), is_json)
     token = request.get(token_key)
     results = request.get(load_results_key, [])
-    request.config_dict[journal_key].record(
+    request.app[journal_key].record(
         time=time_,
         method=request.method,
         path=request.path,
@@ -160,7 +164,7 @@ async def checks_middleware(request: web.Request, handler: Handler) -> web.Strea
         if endpoint.needs_token:
             request[token_key] = authenticate(request)
         return await handler(request)
-    slots = request.config_dict[request_slots_key]
+    slots = request.app[request_slots_key]
     if slots.locked():
         raise ServiceUnavailable()
     async with slots:
@@ -187,10 +191,10 @@ def authenticate(request: web.Request) -> Token:
     # The scheme is case-insensitive; "Bearer: tok" (a docs typo) is a bad token (SPEC §2).
     if scheme.lower() != "bearer" or not secret:
         raise Unauthorized()
-    token = request.config_dict[tokens_key].lookup(secret)
+    token = request.app[tokens_key].lookup(secret)
     if token is None or not token.is_active:
         raise Unauthorized()
-    if token.region != request.config_dict[settings_key].region:
+    if token.region != request.app[settings_key].region:
         raise InvalidRegion()
     if token.integration_state != "active":
         raise ConnectionNotActive()
@@ -215,11 +219,11 @@ async def _with_body(
     from before reading until the response; a body that does not declare its decoded size
     holds the limit.
     """
-    settings = request.config_dict[settings_key]
+    settings = request.app[settings_key]
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(request.content_length)
-    budget = request.config_dict[body_budget_key]
+    budget = request.app[body_budget_key]
     declared = request.content_length
     if declared is None or "Content-Encoding" in request.headers:
         declared = limit
@@ -245,7 +249,7 @@ async def _with_body(
 async def _read_body(request: web.Request, settings: Settings, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    uploads = request.config_dict[uploads_key]
+    uploads = request.app[uploads_key]
     try:
         # A stalled or trickling upload must not hold a request slot for ever; on shutdown the
         # deadline is brought forward (``end_uploads``), so it cannot hold up the exit either.
@@ -285,7 +289,7 @@ async def _faulted(
     bad token still gets its 401). A faulted request stores nothing, except 202: stored, then
     answered as Stitch answers a queued batch. A delay alone slows a request that then runs.
     """
-    faults = request.config_dict[faults_key]
+    faults = request.app[faults_key]
     fault = faults.take(endpoint.short_name, lambda: _tables_in(request)) if faults else None
     if fault is None:
         return await handler(request)

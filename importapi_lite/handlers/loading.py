@@ -40,7 +40,7 @@ async def load_body(request: web.Request, endpoint: str) -> None:
     results: list[LoadResult] = []
     request[load_results_key] = results  # for the journal, even if a table fails
     tables: frozenset[str] | None = None  # those still to load; None: all of them
-    preparer = request.config_dict[preparer_key]
+    preparer = request.app[preparer_key]
     if preparer.takes(body):
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -72,20 +72,20 @@ async def _load_prepared(
 ) -> frozenset[str]:
     """Prepare the body's tables in a worker and load them; the tables to plan again."""
     token: Token = request[token_key]
-    store = request.config_dict[store_key]
+    store = request.app[store_key]
     job = Job(
         endpoint,
         media_type,
         request[body_key],
         token.client_id,
         token.integration,
-        request.config_dict[settings_key].data_dir,
+        request.app[settings_key].data_dir,
         store.layout_snapshots(token.client_id, token.integration),
         request[received_at_key],
         tables,
     )
     with store.disk.guard(commits=False):  # staging files are written there too
-        prepared = await request.config_dict[preparer_key].prepare(job)
+        prepared = await request.app[preparer_key].prepare(job)
     try:
         return await load_batches(request, prepared, results)
     finally:
@@ -105,7 +105,7 @@ async def load_batches(
     retry of the whole request converges thanks to the sequence rule.
     """
     token: Token = request[token_key]
-    store = request.config_dict[store_key]
+    store = request.app[store_key]
     loads = [
         store.load(token.client_id, token.integration, batch, request[received_at_key])
         for batch in batches

@@ -13,7 +13,7 @@ REVISION = "importapi-lite"  # Stitch reports a git revision here; ours names th
 
 
 async def status(request: web.Request) -> web.Response:
-    problem = await request.config_dict[store_key].problem()
+    problem = await request.app[store_key].problem()
     body = {
         "name": "pipeline.gate",
         "version": __version__,
