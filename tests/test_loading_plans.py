@@ -8,6 +8,7 @@ Every plan must equal what placing each record the general way gives: the same r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from importapi_lite.models import TableBatch, Upsert
 from importapi_lite.storage.loading import LoadPlan, RowsStep, cells, plan_load
 from importapi_lite.storage.shape import parse_timestamp, utc_text
-from importapi_lite.storage.sql import PRIMARY_KEY, source_key_column
+from importapi_lite.storage.sql import PRIMARY_KEY, RECEIVED_AT, source_key_column
 
 RECEIVED = "2024-01-01T00:00:00.000000Z"
 NAMES = ["a", "b", "A", "_x", "a__st", "_sdc_x", "id"]
@@ -158,6 +159,33 @@ def test_plans_place_records_exactly_as_the_general_way(case, loaded_before):
     general = plan_load(batch, layout, RECEIVED, RECEIVED, reuse_plans=False)
 
     assert same_rows(comparable(fast), comparable(general))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(batches())
+def test_plans_shared_by_one_record_batches_place_them_as_the_general_way(case):
+    """A group commit's pushes: a batch of one record each, planned in a row, each on the
+    layout the last one made, arriving at its own time, sharing one dict of record plans."""
+    batch, _ = case
+    shared: dict[Any, Any] = {}
+    fast_layout: dict[str, Any] = {}
+    general_layout: dict[str, Any] = {}
+    for second, message in enumerate(batch.messages):
+        # Pushes in a row often share a sequence (a client's clock): not a time, though.
+        one = TableBatch("t", [dataclasses.replace(message, sequence=second // 3)])
+        received = f"2024-01-01T00:00:{second:02d}.000000Z"
+        fast = plan_load(one, fast_layout, received, RECEIVED, plans=shared)
+        general = plan_load(one, general_layout, received, RECEIVED, reuse_plans=False)
+        assert same_rows(comparable(fast), comparable(general))
+        points = [p for step in fast.steps if isinstance(step, RowsStep) for p in step.points]
+        assert all(p.row[RECEIVED_AT] == received for p in points)  # its own, not the last's
+        fast_layout, general_layout = fast.layout, general.layout
+
+
+def test_plans_are_not_shared_by_batches_with_a_schema():
+    batch = TableBatch("t", [Upsert(1, {"a": 1}, ())], schema={"type": "object"})
+    with pytest.raises(ValueError):
+        plan_load(batch, {}, RECEIVED, RECEIVED, plans={})
 
 
 def test_a_value_its_plan_cannot_convert_is_placed_the_general_way():

@@ -29,6 +29,7 @@ from .loading import (
     PARENT_SYSTEM,
     Layout,
     LoadPlan,
+    Plans,
     RowsStep,
     StagedRows,
     TableInfo,
@@ -113,9 +114,11 @@ def _try_group(
         db.execute("BEGIN IMMEDIATE")
         if layout is None:
             layout = read_layout(db)  # as committed: this thread is the file's only writer
+        batched_at = now_text()  # one transaction: one time its rows were loaded
+        plans: Plans = {}  # the pushes' record plans, shared: each push is a batch of its own
         for load in loads:
             loading = len(results)
-            plan, accepted = _load_batch(db, load, layout)
+            plan, accepted = _load_batch(db, load, layout, batched_at, plans)
             layout = plan.layout
             results.append((plan, accepted))
         loading = None
@@ -137,7 +140,9 @@ def _try_group(
     return results
 
 
-def _load_batch(db: sqlite3.Connection, load: Load, layout: Layout) -> tuple[LoadPlan, int]:
+def _load_batch(
+    db: sqlite3.Connection, load: Load, layout: Layout, batched_at: str, plans: Plans
+) -> tuple[LoadPlan, int]:
     batch = load.batch
     if isinstance(batch, StagedLoad):
         rebased = rebase(batch.plan, batch.table_name, batch.planned_for, layout)
@@ -145,7 +150,8 @@ def _load_batch(db: sqlite3.Connection, load: Load, layout: Layout) -> tuple[Loa
             raise StalePlan(batch.table_name)
         plan = rebased
     else:
-        plan = plan_load(batch, layout, load.received_at, now_text())
+        shared = plans if batch.schema is None else None  # a plan holds its schema's types
+        plan = plan_load(batch, layout, load.received_at, batched_at, plans=shared)
     _apply_ddl(db, plan)
     accepted = 0
     if plan.table is not None:
