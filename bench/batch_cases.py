@@ -8,6 +8,9 @@ table with the server's DDL, one transaction per body, one after the other.
 
 from __future__ import annotations
 
+import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +18,7 @@ import ceiling
 from ceiling import TableShape
 from options import Options
 from report import Row, at_least, median, rate
-from servers import Server, post, post_concurrently
+from servers import Server, own_cpu_seconds, post, post_concurrently
 from workload import batch_body, records
 
 SENDERS = 2
@@ -51,11 +54,15 @@ async def fresh_table_cases(
     rows = []
     for mode in SEQUENCE:
         ours, bare = [], []
+        spent: list[CpuSpent] = []
         for run in range(options.runs + 1):  # run 0 warms up
             senders = [records(options.records, seed=SENDERS * run + s) for s in range(SENDERS)]
+            before = CpuSpent.now(server)
             server_time = await _fresh_on_server(
                 session, server, f"fresh_{mode}_{run}", senders, mode
             )
+            if mode == "insert":
+                spent.append(CpuSpent.now(server) - before)
             ceiling_time = _fresh_ceiling(
                 shape, work / f"bare-{mode}-{run}.db", senders, mode, options
             )
@@ -64,7 +71,43 @@ async def fresh_table_cases(
                 bare.append(ceiling_time)
         case = f"/batch {SENDERS}×{options.records:,}, {LABEL[mode]}, fresh table"
         rows.append(ceiling_row(case, SENDERS * options.records, ours, bare, mode))
+        if spent:
+            rows.append(_cpu_row(spent[1:], bare, options))
     return rows
+
+
+@dataclass(frozen=True)
+class CpuSpent:
+    """CPU seconds of the server (with its workers) and of this process (the client), and the
+    wall-clock seconds: as a point in time, or spent between two."""
+
+    server: float
+    client: float
+    wall: float
+
+    @classmethod
+    def now(cls, server: Server) -> CpuSpent:
+        return cls(server.cpu_seconds(), own_cpu_seconds(), time.perf_counter())
+
+    def __sub__(self, other: CpuSpent) -> CpuSpent:
+        return CpuSpent(
+            self.server - other.server, self.client - other.client, self.wall - other.wall
+        )
+
+
+def _cpu_row(spent: list[CpuSpent], bare: list[float], options: Options) -> Row:
+    """Where the fresh-insert case's time went: the CPU a body cost the server and the client,
+    against the bare upsert's time a body; and how many of the machine's cores were busy."""
+    bodies = SENDERS  # one body per sender in each run
+    server_ms = median([s.server / bodies for s in spent]) * 1e3
+    client_ms = median([s.client / bodies for s in spent]) * 1e3
+    busy = median([(s.server + s.client) / s.wall for s in spent])
+    return Row(
+        f"… its CPU a {options.records:,}-record body, and cores busy (of {os.cpu_count()})",
+        f"server {server_ms:.0f} ms, client {client_ms:.0f} ms (bare upsert "
+        f"{median(bare) / bodies * 1e3:.0f} ms)",
+        busy,
+    )
 
 
 async def _fresh_on_server(

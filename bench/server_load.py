@@ -8,6 +8,7 @@ rows in the table count the requests the server committed; each 2xx must be amon
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from options import Options
 from report import Row, Target, at_least, at_most, median, ms
-from servers import BENCH_DIR, BareApp, Server
+from servers import BENCH_DIR, BareApp, Server, cpu_seconds, main_thread_cpu_seconds
 
 TABLE = "load"
 
@@ -27,7 +28,8 @@ TABLE = "load"
 @dataclass(frozen=True)
 class Load:
     """What the load generator saw: answers, of which 2xx, failures (non-2xx or socket errors),
-    its duration and the latency percentiles of the answers, in seconds."""
+    its duration and the latency percentiles of the answers, in seconds; then what it cost the
+    server: CPU seconds of all its processes, and of its event-loop thread alone."""
 
     requests: int
     acknowledged: int
@@ -35,6 +37,8 @@ class Load:
     seconds: float
     p50: float
     p99: float
+    cpu: float = 0.0
+    loop_cpu: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -66,6 +70,16 @@ def run_load(url: str, token: str, table: str, generator: str, options: Options)
     raise RuntimeError(f"no figures from {command[0]}:\n{done.stdout}\n{done.stderr}")
 
 
+def measured_load(
+    url: str, token: str, table: str, generator: str, options: Options, pid: int
+) -> Load:
+    """``run_load``, with the CPU the server at ``pid`` spent meanwhile."""
+    cpu, loop_cpu = cpu_seconds(pid), main_thread_cpu_seconds(pid)
+    load = run_load(url, token, table, generator, options)
+    cpu, loop_cpu = cpu_seconds(pid) - cpu, main_thread_cpu_seconds(pid) - loop_cpu
+    return dataclasses.replace(load, cpu=cpu, loop_cpu=loop_cpu)
+
+
 def count_rows(path: Path, table: str) -> int:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -83,11 +97,15 @@ def one_record_load(server: Server, options: Options) -> list[Row]:
     try:
         for run in range(options.runs + 1):  # run 0 warms up, and is checked too
             table = f"{TABLE}_{run}"
-            load = run_load(server.url, server.token, table, generator, options)
+            load = measured_load(
+                server.url, server.token, table, generator, options, server.process.pid
+            )
             acknowledged += load.acknowledged
             failed += load.failed
             committed += count_rows(server.table_path(table), table)
-            floor_load = run_load(bare.url, "bare", table, generator, options)
+            floor_load = measured_load(
+                bare.url, "bare", table, generator, options, bare.process.pid
+            )
             if run:
                 ours.append(load)
                 floor.append(floor_load)
@@ -110,6 +128,10 @@ def _rows(
     acknowledged, committed, failed = checked  # over every run, the warm-up too
     speed = rate / bare_rate
     slowness = p99 / bare_p99
+    cpu, bare_cpu = (
+        median([load.cpu / load.requests for load in loads]) for loads in (ours, floor)
+    )
+    loop_busy = median([load.loop_cpu / load.seconds for load in ours])
     return [
         Row(
             f"{case}: req/s",
@@ -128,5 +150,15 @@ def _rows(
             f"{acknowledged:,} 2xx, {committed:,} rows, {failed} failed",
             None,
             Target("rows ≥ 2xx, none failed", committed >= acknowledged and failed == 0),
+        ),
+        Row(
+            f"{case}: server CPU a request, bare's over ours",
+            f"{cpu * 1e6:.0f} µs (bare {bare_cpu * 1e6:.0f} µs)",
+            bare_cpu / cpu,
+        ),
+        Row(
+            f"{case}: the server's event-loop thread busy, share of a core",
+            f"{loop_busy:.0%}",
+            loop_busy,
         ),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -31,6 +32,31 @@ def descendants(pid: int) -> list[int]:
         for child in (task / "children").read_text().split():
             found += [int(child), *descendants(int(child))]
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of ``pid`` and of the processes under it (the
+    workers), every thread included."""
+    return sum(_stat_cpu(Path(f"/proc/{each}/stat")) for each in [pid, *descendants(pid)])
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """The CPU seconds so far of ``pid``'s first thread alone: a server's event loop."""
+    return _stat_cpu(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
+def _stat_cpu(stat: Path) -> float:
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0  # ended meanwhile
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU seconds so far: what sending requests costs the client."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss(pid: int) -> int:
@@ -151,6 +177,9 @@ class Server:
         worker processes', whose peaks may have come at other times: an upper bound."""
         return sum(_peak_rss(pid) for pid in [self.process.pid, *descendants(self.process.pid)])
 
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
     def stop(self) -> None:
         stop(self.process)
 
@@ -171,6 +200,9 @@ class BareApp:
         except BaseException:
             stop(self.process)
             raise
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         stop(self.process)
