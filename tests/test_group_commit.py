@@ -96,3 +96,44 @@ async def test_a_load_that_fails_in_a_group_fails_alone_and_the_rest_commit(tmp_
     with sqlite3.connect(path) as db:
         assert [r for (r,) in db.execute('SELECT id FROM "t" ORDER BY id')] == [0, 1, 2, 3, 4]
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def _one(key: int) -> TableBatch:
+    return TableBatch("t", [Upsert(key, {"id": key}, ("id",))])
+
+
+async def test_close_commits_the_loads_already_queued_and_leaves_no_table_open(tmp_path: Any):
+    store = Store(tmp_path / "data", durability="fast")
+    path = table_path(store.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "t")
+    await store.load(CLIENT_ID, DEFAULT_INTEGRATION, _one(0), RECEIVED)
+    loads = [
+        asyncio.create_task(store.load(CLIENT_ID, DEFAULT_INTEGRATION, _one(i), RECEIVED))
+        for i in range(1, 6)
+    ]
+    await asyncio.sleep(0)  # queued, and their committer made, but it has not run yet
+    await store.close()
+
+    assert [r.accepted for r in await asyncio.gather(*loads)] == [1] * 5
+    assert not store._open  # no connection (and its thread) outlives close
+    with sqlite3.connect(path) as db:
+        assert [r for (r,) in db.execute('SELECT id FROM "t" ORDER BY id')] == list(range(6))
+
+
+async def test_a_cancelled_committer_leaves_no_load_waiting_for_ever(tmp_path: Any):
+    store = Store(tmp_path / "data", durability="fast")
+    path = table_path(store.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "t")
+    try:
+        async with store._table_db(path):
+            loads = [
+                asyncio.create_task(store.load(CLIENT_ID, DEFAULT_INTEGRATION, _one(i), RECEIVED))
+                for i in range(3)
+            ]
+            await asyncio.sleep(0.05)
+            store._committers[path].cancel()  # as when the loop closes under it
+            done, pending = await asyncio.wait(loads, timeout=5)
+    finally:
+        await store.close()
+
+    assert not pending
+    assert all(task.cancelled() for task in done)
+    assert not store._waiting and not store._committers

@@ -107,6 +107,9 @@ class Store:
         self._committers: dict[Path, asyncio.Task[None]] = {}  # each table's, while it has loads
 
     async def close(self) -> None:
+        # Loads already queued commit first; no request can queue more by now (aiohttp's
+        # cleanup runs after its handlers).
+        await asyncio.gather(*self._committers.values(), return_exceptions=True)
         async with self._pool_lock:
             while self._open:
                 _, tdb = self._open.popitem(last=False)
@@ -202,10 +205,10 @@ class Store:
                         if group:  # else each load that waited went away meanwhile
                             await _commit_group(tdb, group)
                 except Exception as exc:  # the file would not open: fail what waited for it
-                    group, waiting[:] = waiting[:], []
-                    for job in group:
-                        if not job.done.done():
-                            job.done.set_exception(exc)
+                    _fail(waiting, exc)
+        except BaseException:  # cancelled (the loop is closing): nobody is left to commit these
+            _fail(waiting, None)
+            raise
         finally:
             del self._committers[path]
             if not waiting and self._waiting.get(path) is waiting:
@@ -349,6 +352,18 @@ async def _connect(
                 await asyncio.to_thread(Path(f"{path}-journal").unlink, missing_ok=True)
         raise
     return conn
+
+
+def _fail(waiting: list[_Job], exc: Exception | None) -> None:
+    """Every job still waiting ends: with ``exc``, or cancelled; none is left waiting."""
+    jobs, waiting[:] = waiting[:], []
+    for job in jobs:
+        if job.done.done():
+            continue
+        if exc is None:
+            job.done.cancel()
+        else:
+            job.done.set_exception(exc)
 
 
 def _take_group(waiting: list[_Job]) -> list[_Job]:

@@ -96,8 +96,10 @@ def _is_plain_upsert(record: dict[str, Any]) -> bool:
         if type(key) is not str:
             return False
         value = data.get(key)
-        if value is None or not is_scalar(value) or (
-            type(value) is str and len(value) > MAX_KEY_LENGTH
+        if (
+            value is None
+            or not is_scalar(value)
+            or (type(value) is str and len(value) > MAX_KEY_LENGTH)
         ):
             return False
     return True
