@@ -57,12 +57,10 @@ async def fresh_table_cases(
         spent: list[CpuSpent] = []
         for run in range(options.runs + 1):  # run 0 warms up
             senders = [records(options.records, seed=SENDERS * run + s) for s in range(SENDERS)]
-            before = CpuSpent.now(server)
-            server_time = await _fresh_on_server(
+            server_time, cpu = await _fresh_on_server(
                 session, server, f"fresh_{mode}_{run}", senders, mode
             )
-            if mode == "insert":
-                spent.append(CpuSpent.now(server) - before)
+            spent.append(cpu)
             ceiling_time = _fresh_ceiling(
                 shape, work / f"bare-{mode}-{run}.db", senders, mode, options
             )
@@ -71,7 +69,7 @@ async def fresh_table_cases(
                 bare.append(ceiling_time)
         case = f"/batch {SENDERS}×{options.records:,}, {LABEL[mode]}, fresh table"
         rows.append(ceiling_row(case, SENDERS * options.records, ours, bare, mode))
-        if spent:
+        if mode == "insert":
             rows.append(_cpu_row(spent[1:], bare, options))
     return rows
 
@@ -116,12 +114,15 @@ async def _fresh_on_server(
     table: str,
     senders: list[list[dict[str, object]]],
     mode: str,
-) -> float:
+) -> tuple[float, CpuSpent]:
+    """The seconds the senders took, and the CPU spent meanwhile."""
     if mode != "insert":
         for rows in senders:
             await post(session, server, "/v2/import/batch", batch_body(table, rows, LOADED))
     bodies = [[batch_body(table, rows, SEQUENCE[mode])] for rows in senders]
-    return await post_concurrently(session, server, bodies)
+    before = CpuSpent.now(server)
+    seconds = await post_concurrently(session, server, bodies)
+    return seconds, CpuSpent.now(server) - before
 
 
 def _fresh_ceiling(
