@@ -132,7 +132,7 @@ async def _settled(load: Awaitable[LoadResult]) -> LoadResult | BaseException:
 
 def _log(request: web.Request, results: list[LoadResult]) -> None:
     if not logger.isEnabledFor(logging.INFO):
-        return  # its sums are not worth making for nobody
+        return  # nobody would read the line: skip making its sums
     logger.info(
         "%s client=%s tables=%d accepted=%d stale=%d rejected=%d",
         request.path,
