@@ -134,7 +134,8 @@ class _Millis:
 
     @staticmethod
     def from_rep(rep: Any) -> dt.datetime:
-        return _EPOCH + dt.timedelta(milliseconds=int(rep))
+        # Milliseconds by position: timedelta's keyword parsing took half of this.
+        return _EPOCH + dt.timedelta(0, 0, 0, int(rep))
 
 
 class _Instant:
@@ -365,11 +366,14 @@ class _FastReader:
         keys = self.known_keys.get(raw)
         if keys is None:
             return self.read_map_in_order(node, raw)
-        value, restarts = self.value, self.restarts
-        # Plain items inline: a call per value would cost more than the rest of the reading.
+        value, restarts, tags = self.value, self.restarts, _SCALAR_VALUE_TAGS
+        # Plain items and scalar tags inline (as ``value`` reads them): a call per value would
+        # cost more than the rest of the reading.
         items = [
             item
             if (kind := type(item)) in _PLAIN or (kind is str and item[:1] not in _MARKS)
+            else convert(item[2:])
+            if kind is str and (convert := tags.get(item[:2])) is not None
             else value(item)
             for item in node[2::2]
         ]
