@@ -201,9 +201,6 @@ class BareApp:
             stop(self.process)
             raise
 
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
-
     def stop(self) -> None:
         stop(self.process)
 

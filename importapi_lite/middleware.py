@@ -223,10 +223,10 @@ async def _with_body(
     """
     settings = request.app[settings_key]
     limit = settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(request.content_length)
+    declared = request.content_length  # parsed from the header at each access: read once
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(declared)
     budget = request.app[body_budget_key]
-    declared = request.content_length
     if declared is None or "Content-Encoding" in request.headers:
         declared = limit
     async with budget.hold(declared):
