@@ -19,10 +19,11 @@ from importapi_lite.storage.loading import (
     RowsStep,
     extracted_at,
     layout_from_rows,
+    now_text,
     plan_load,
     raw_record,
 )
-from importapi_lite.storage.shape import SQL_TYPES
+from importapi_lite.storage.shape import SQL_TYPES, utc_text
 
 RECEIVED = "2024-01-01T00:00:00.000000Z"
 BATCHED = "2024-01-01T00:00:01.000000Z"
@@ -447,6 +448,33 @@ def test_datetime_becomes_utc_text_with_microseconds(value, text):
 
     assert only_row(result)["at"] == text
     assert result.table.columns["at"] == "timestamp"
+
+
+def test_now_text_is_the_time_now_as_utc_text():
+    before = utc_text(dt.datetime.now(dt.UTC))
+    now = now_text()
+    after = utc_text(dt.datetime.now(dt.UTC))
+
+    assert before <= now <= after  # the same fixed-width form sorts as the times do
+    assert utc_text(dt.datetime.fromisoformat(now)) == now
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [
+        1_767_225_599_999_999_000,  # the last microsecond of 2025: a new second, day and year next
+        1_767_225_600_000_000_000,
+        1_767_225_600_000_001_999,  # below a microsecond: cut, as datetime does
+        951_782_400_123_456_000,  # 29 February 2000
+    ],
+)
+def test_now_text_writes_each_second_and_microsecond(monkeypatch, nanoseconds):
+    monkeypatch.setattr("importapi_lite.storage.loading.time.time_ns", lambda: nanoseconds)
+    expected = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+        microseconds=nanoseconds // 1000
+    )
+
+    assert now_text() == utc_text(expected)
 
 
 def test_strings_and_floats_stay_as_they_are():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -72,7 +73,17 @@ def fold(name: str) -> str:
 
 
 def now_text() -> str:
-    return utc_text(dt.datetime.now(dt.UTC))
+    """The time now, as ``utc_text`` writes it. Every request takes one: the text of the current
+    second is made once, and only the microseconds each time (a quarter of ``utc_text``'s cost)."""
+    global _second_text
+    second, fraction = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _second_text  # read once: writer threads call this too
+    if cached[0] != second:
+        cached = _second_text = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{fraction:06d}Z"
+
+
+_second_text: tuple[int, str] = (-1, "")  # (seconds since the epoch, its text)
 
 
 def table_name_problem(name: str) -> str | None:

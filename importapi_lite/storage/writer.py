@@ -67,7 +67,7 @@ class TableState:
     layout: Layout | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one a request, and frozen costs (see ``models.Upsert``)
 class Load:
     """One request's data for a table, as a transaction takes it."""
 
