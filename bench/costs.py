@@ -153,7 +153,8 @@ def _body_rows(costs: dict[str, float], options: Options) -> list[Row]:
         Row(
             f"{body}, the least per-record work (signature, timestamp, row), vs what 0.85 leaves",
             f"{costs['floor'] * 1e3:.0f} ms; validation + plan take "
-            f"{(costs['validation'] + costs['plan']) * 1e3:.0f}, 0.85 leaves them {room * 1e3:.0f}",
+            f"{(costs['validation'] + costs['plan']) * 1e3:.0f}, 0.85 leaves them "
+            + (f"{room * 1e3:.0f}" if room > 0 else "nothing"),
             costs["floor"] / room if room > 0 else None,
         ),
         Row(
