@@ -123,6 +123,7 @@ def _least_per_record_work(body: dict[str, Any]) -> list[tuple[Any, ...]]:
     valid signatures, its timestamp (``g``, a ``date-time``) normalised, and its row built."""
     valid: set[tuple[Any, ...]] = set()
     system = (1, None, TIMESTAMP, TIMESTAMP, None)
+    stamp = list(body["messages"][0]["data"]).index("g")  # every record has workload's fields
     rows = []
     for message in body["messages"]:
         data = message["data"]
@@ -130,7 +131,7 @@ def _least_per_record_work(body: dict[str, Any]) -> list[tuple[Any, ...]]:
         if signature not in valid:
             valid.add(signature)  # the first record of a signature: validated the long way
         values = list(data.values())
-        values[7] = parse_timestamp(values[7])
+        values[stamp] = parse_timestamp(values[stamp])
         rows.append((*system, *values))
     return rows
 
