@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -25,6 +26,11 @@ JSON = "application/json"
 TRANSIT = "application/transit+json"
 # What stitchclient 1.0.1 and target-stitch 4.0.3 sent to a recording server (shared/wire/).
 WIRE = Path(__file__).resolve().parent / "wire"
+# The loading model's own columns (SPEC §13.2); other _sdc_* columns are a tap's data.
+SYSTEM_COLUMN = re.compile(
+    r"_sdc_(sequence|table_version|received_at|batched_at|extracted_at|source_key_.*|level_\d+_id)"
+    r"|__sdc_primary_key"
+)
 
 
 @pytest.fixture
@@ -133,7 +139,7 @@ def db_rows(
     integration: str = DEFAULT_INTEGRATION,
     order_by: str = "rowid",
 ) -> list[dict[str, Any]]:
-    """The table's rows as dicts, read with plain sqlite3; ``_sdc_*`` columns only if ``system``.
+    """The table's rows as dicts, read with plain sqlite3; system columns only if ``system``.
 
     A subtable (``orders__line_items``) is read from its top-level table's file.
     """
@@ -154,7 +160,7 @@ def db_rows(
     db.close()
     if system:
         return rows
-    return [{k: v for k, v in r.items() if not k.startswith(("_sdc", "__sdc"))} for r in rows]
+    return [{k: v for k, v in r.items() if not SYSTEM_COLUMN.fullmatch(k)} for r in rows]
 
 
 def table_meta(settings: Settings, table: str) -> dict[str, Any]:

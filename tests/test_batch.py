@@ -154,7 +154,10 @@ async def test_singer_extras_and_high_precision_numbers_are_accepted(
     )
     reply = await api.request("POST", "/v2/import/batch", data=raw)
     assert reply.status == 201, reply
-    assert db_rows(settings, "t") == [{"id": 1, "amount": -1e16, "at": "not a date"}]
+    # The schema makes "at" a timestamp column; text that is no date-time splits off.
+    assert db_rows(settings, "t") == [
+        {"id": 1, "amount": -1e16, "at": None, "at__st": "not a date"}
+    ]
 
 
 async def test_a_schema_ref_to_the_network_is_refused_without_fetching(

@@ -116,22 +116,84 @@ def test_table_name_with_nul_is_rejected():
 # --- field names -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "field", ["_sdc_x", "_sdc_sequence", "__sdc_primary_key", "_SDC_x", "_rjm_y", "sqlite_x"]
-)
-def test_field_with_reserved_prefix_rejects_the_record(field):
-    result = plan("t", upsert({"id": 1, field: "v"}), upsert({"id": 2}, sequence=2))
+# Fields the taps people run send (SPEC §13.8): Singer SDK file taps, tap-s3-csv and its
+# siblings, the database taps' log-based replication.
+TAP_METADATA_FIELDS = [
+    "_sdc_path",
+    "_sdc_line_number",
+    "_sdc_modified_at",
+    "_sdc_source_bucket",
+    "_sdc_source_file",
+    "_sdc_source_lineno",
+    "_sdc_extra",
+    "_sdc_deleted_at",
+]
 
-    assert reasons(result) == [f"Field {field} uses a reserved prefix"]
-    assert result.rejected[0].record["data"] == {"id": 1, field: "v"}
+
+@pytest.mark.parametrize("field", [*TAP_METADATA_FIELDS, "_sdc", "_SDC_x", "sqlite_x"])
+def test_sdc_fields_of_taps_load_as_data_columns(field):
+    result = plan("t", upsert({"id": 1, field: "v"}))
+
+    assert result.rejected == []
+    assert result.table.data_columns == ["id", field]
+    assert only_row(result)[field] == "v"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "_sdc_sequence",
+        "_sdc_table_version",
+        "_sdc_received_at",
+        "_sdc_batched_at",
+        "_sdc_extracted_at",
+        "__sdc_primary_key",
+        "_SDC_Sequence",  # SQLite would see the same column
+    ],
+)
+def test_field_named_as_a_system_column_rejects_the_record(field):
+    result = plan("t", upsert({"id": 1, field: 7}), upsert({"id": 2}, sequence=2))
+
+    assert reasons(result) == [f"Field {field} collides with a system column"]
+    assert result.rejected[0].record["data"] == {"id": 1, field: 7}
     assert result.accepted_upserts == 1
     assert field not in result.table.data_columns
 
 
-def test_object_with_reserved_prefix_rejects_the_record_through_its_flattened_names():
-    result = plan("t", upsert({"id": 1, "_sdc": {"x": 1}}))
+@pytest.mark.parametrize("field", ["_sdc_source_key_id", "_sdc_level_0_id", "_SDC_LEVEL_12_ID"])
+def test_subtable_field_named_as_a_link_column_rejects_the_record(field):
+    result = plan("t", upsert({"id": 1, "items": [{field: 5}]}), upsert({"id": 2}, sequence=2))
 
-    assert reasons(result) == ["Field _sdc__x uses a reserved prefix"]
+    assert reasons(result) == [f"Field {field} collides with a system column"]
+    assert result.accepted_upserts == 1
+
+
+@pytest.mark.parametrize("field", ["_sdc_source_key_id", "_sdc_level_0_id"])
+def test_top_level_field_named_like_a_link_column_loads(field):
+    """Link columns exist only in subtables: at the top a field so named collides with none."""
+    result = plan("t", upsert({"id": 1, field: 5, "items": [1]}))
+
+    assert result.rejected == []
+    assert only_row(result)[field] == 5
+
+
+def test_sdc_metadata_fields_of_subtable_elements_load():
+    result = plan("t", upsert({"id": 1, "items": [{"_sdc_extra": "x", "_sdc_path": "/a"}]}))
+
+    assert result.rejected == []
+    assert data_columns(result, "t__items")[-2:] == ["_sdc_extra", "_sdc_path"]
+
+
+def test_null_field_named_as_a_system_column_still_rejects_the_record():
+    assert reasons(plan("t", upsert({"id": 1, "_sdc_batched_at": None}))) == [
+        "Field _sdc_batched_at collides with a system column"
+    ]
+
+
+def test_field_with_reserved_rjm_prefix_rejects_the_record():
+    result = plan("t", upsert({"id": 1, "_rjm_y": "v"}))
+
+    assert reasons(result) == ["Field _rjm_y uses a reserved prefix"]
 
 
 def test_field_with_nul_rejects_the_record():
@@ -215,13 +277,13 @@ def test_key_names_in_a_different_order_are_a_mismatch():
 def test_first_accepted_key_names_define_a_new_table():
     result = plan(
         "t",
-        upsert({"id": 1, "_sdc_bad": 1}, key_names=("_sdc_bad",)),  # rejected: defines nothing
+        upsert({"id": 1, "_sdc_sequence": 1}, key_names=("_sdc_sequence",)),  # defines nothing
         upsert({"id": 1}, key_names=("id",), sequence=2),
         upsert({"id": 2, "x": 1}, key_names=("x",), sequence=3),
     )
 
     assert result.table.key_names == ("id",)
-    assert reasons(result) == ["Field _sdc_bad uses a reserved prefix", KEY_MISMATCH]
+    assert reasons(result) == ["Field _sdc_sequence collides with a system column", KEY_MISMATCH]
 
 
 def test_key_less_table_rejects_records_with_keys():

@@ -398,7 +398,7 @@ async def test_each_unloadable_record_is_logged_in_sdc_rejected_and_touches_noth
         (4, "Field collision on a__b"),
         (5, "Key column id changed type from integer to string"),
         (6, "Keys for table do not match Primary Keys of incoming data"),
-        (7, "Field _sdc_level_0_id uses a reserved prefix"),
+        (7, "Field _sdc_level_0_id collides with a system column"),
         (8, "Too many columns: table r would have 2007"),
         (10, f"Table name r__{'n' * 70} is longer than 63 characters"),
     ]

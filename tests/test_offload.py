@@ -113,7 +113,8 @@ CASES: list[tuple[str, Any, str]] = [
             record("orders", 1, {"id": "a", "lines": [{"sku": 1}, {"sku": 2}]}),
             record("x" * 64, 1, {"id": 1}),  # a table name too long: rejected
             record("_sdc_bad", 1, {"id": 1}),  # reserved prefix: rejected
-            record("orders", 2, {"id": "b", "_sdc_x": 1}),  # reserved field: rejected
+            record("orders", 2, {"id": "b", "_sdc_sequence": 1}),  # a system column: rejected
+            record("orders", 5, {"id": "e", "_sdc_source_file": "a.csv"}),  # a tap's: loads
             record("orders", 3, {"id": "c", "sku": 1}, key_names=["sku"]),  # keys differ
         ],
         "",

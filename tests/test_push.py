@@ -216,7 +216,7 @@ async def test_unloadable_records_are_accepted_and_logged_in_sdc_rejected(
     rejected = sorted(rejected_rows(settings), key=lambda r: r["record"]["sequence"])
     assert [(r["table_name"], r["reason"]) for r in rejected] == [
         ("users", "Field collision on ID"),
-        ("users", "Field _sdc_sequence uses a reserved prefix"),
+        ("users", "Field _sdc_sequence collides with a system column"),
         ("users", "Keys for table do not match Primary Keys of incoming data"),
         ("x" * 64, f"Table name {'x' * 64} is longer than 63 characters"),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -51,7 +52,12 @@ from .sql import (
 
 MAX_TABLE_NAME_LENGTH = 63  # PostgreSQL's, the destination modelled (SPEC §8)
 MAX_COLUMNS = 2000 - 16  # SQLite's default SQLITE_MAX_COLUMN, less room for system columns
-RESERVED_PREFIXES = ("_sdc", "__sdc", "_rjm", "sqlite_")  # SPEC §8; sqlite_ is SQLite's own
+# Table names only (SPEC §8): _sdc_rejected and the metadata tables share each file, and
+# SQLite keeps sqlite_ for its own tables.
+RESERVED_PREFIXES = ("_sdc", "__sdc", "_rjm", "sqlite_")
+# Field names: the docs reserve _rjm, and no tap sends it. _sdc_* fields are data columns
+# (Stitch's own taps send them, SPEC §13.8) unless named as a system column (below).
+RESERVED_FIELD_PREFIX = "_rjm"
 KEY_MISMATCH = "Keys for table do not match Primary Keys of incoming data"
 
 # System columns and their Stitch types: top-level tables, then what subtables copy of them.
@@ -97,12 +103,21 @@ def table_name_problem(name: str) -> str | None:
     return None
 
 
-def _field_problem(name: str) -> str | None:
+def _field_problem(name: str, in_subtable: bool) -> str | None:
     if "\x00" in name:
         return "Field name contains a NUL character"
-    if fold(name).startswith(RESERVED_PREFIXES):
+    folded = fold(name)
+    if folded.startswith(RESERVED_FIELD_PREFIX):
         return f"Field {name} uses a reserved prefix"
+    # The loading model writes these columns itself; a field named as one would lose its value
+    # or overwrite the system's (SPEC §13.8). SQLite compares names with ASCII case folded.
+    if folded in _SYSTEM_NAMES or (in_subtable and _SUBTABLE_SYSTEM.fullmatch(folded)):
+        return f"Field {name} collides with a system column"
     return None
+
+
+_SYSTEM_NAMES = frozenset(map(fold, (*PARENT_SYSTEM, PRIMARY_KEY)))
+_SUBTABLE_SYSTEM = re.compile(r"_sdc_source_key_.*|_sdc_level_[0-9]+_id", re.DOTALL)
 
 
 def extracted_at(time_extracted: str | None) -> str | None:
@@ -496,8 +511,8 @@ class _Placer:
         kept: list[int] = []
         converters: list[tuple[int, Any]] = []
         for index, (cell, value, declared) in enumerate(zip(cells, values, schemas, strict=True)):
-            if cell.type is None:
-                continue  # an untyped null is stored nowhere
+            if cell.value is None or cell.type is None:
+                continue  # a null is stored nowhere: its column, if any, reads NULL
             converter = _converter(value, cell.type, declared.declared if declared else None)
             if converter is _NO_CONVERTER:
                 return None
@@ -506,7 +521,7 @@ class _Placer:
             if info.columns.get(cell.name) == cell.type and cell.name[:1] != "_":
                 columns.append(cell.name)
             else:
-                columns.append(_column_for(info, cell.name, cell.type))
+                columns.append(_column_for(info, cell.name, cell.type, cell.base))
             kept.append(index)
         all_kept = len(kept) == len(values)
         return _CellsPlan(tuple(columns), None if all_kept else tuple(kept), tuple(converters))
@@ -590,12 +605,14 @@ class _Placer:
             if key_names:  # keys are validated present and non-null, so always typed
                 folded_keys = set()
                 for key in key_names:  # they become columns: the same rules as any field
-                    _check_field_name(key)
+                    _check_field_name(key, in_subtable=False)
                     if fold(key) in folded_keys:
                         raise _Rejected(f"Field collision on {key}")
                     folded_keys.add(fold(key))
                 cells = {c.name: c for c in shaped.cells}
-                columns = {k: cells[k].type or STRING for k in key_names}
+                # A schema types the key column, so a value no bigint holds is rejected in
+                # any order; else the first record's values do.
+                columns = {k: cells[k].base or cells[k].type or STRING for k in key_names}
             else:
                 columns = {PRIMARY_KEY: STRING}
             info = TableInfo(name, None, tuple(columns), key_names, columns | PARENT_SYSTEM)
@@ -613,16 +630,19 @@ class _Placer:
     ) -> dict[str, Any]:
         row = dict(base)
         for cell in cells:
-            if cell.type is None:
-                _check_field_name(cell.name)
-                continue  # a null fits any column; absent columns read as NULL
+            if cell.value is None or cell.type is None:  # a null fits any column: never a split
+                _check_field_name(cell.name, info.parent is not None)
+                if cell.type is not None and fold(cell.name) not in info.folded:
+                    info = _writable(staged, info)  # the schema types its column: make it
+                    _column_for(info, cell.name, cell.type, cell.base)
+                continue
             # The common case first: a data column of this type exists. System columns all
-            # start with "_", and so must never be matched here (reserved names, SPEC §8).
+            # start with "_", and so must never be matched here (SPEC §13.8).
             if info.columns.get(cell.name) == cell.type and cell.name[:1] != "_":
                 column = cell.name
             else:
                 info = _writable(staged, info)
-                column = _column_for(info, cell.name, cell.type)
+                column = _column_for(info, cell.name, cell.type, cell.base)
             if column in row:
                 raise _Rejected(f"Field collision on {column}")
             row[column] = cell.value
@@ -833,35 +853,37 @@ def _converter(value: Any, stitch_type: str, declared: str | None) -> Any:
     return _NO_CONVERTER
 
 
-def _check_field_name(name: str) -> None:
-    problem = _field_problem(name)
+def _check_field_name(name: str, in_subtable: bool) -> None:
+    problem = _field_problem(name, in_subtable)
     if problem is not None:
         raise _Rejected(problem)
 
 
-def _column_for(info: TableInfo, name: str, type_: str) -> str:
-    """The column a value of ``type_`` for field ``name`` loads into, added to ``info`` if new."""
-    _check_field_name(name)
+def _column_for(info: TableInfo, name: str, type_: str, base: str | None = None) -> str:
+    """The column a value of ``type_`` for field ``name`` loads into, added to ``info`` if new:
+    the bare column (made with the ``base`` type if the schema gives one) if it holds
+    ``type_``, else the split column ``<name>__<suffix>`` (SPEC §12.4)."""
+    _check_field_name(name, info.parent is not None)
     if name in info.key_columns and info.columns[name] != type_:
         raise _Rejected(f"Key column {name} changed type from {info.columns[name]} to {type_}")
-    if _claim(info, name, type_):
+    if _claim(info, name, base or type_) == type_:
         return name
     split = f"{name}__{SUFFIXES[type_]}"
-    if _claim(info, split, type_):
+    if _claim(info, split, type_) == type_:
         return split
     raise _Rejected(f"Field collision on {split}")
 
 
-def _claim(info: TableInfo, column: str, type_: str) -> bool:
-    """Whether ``column`` holds ``type_``, creating it if it does not exist yet."""
+def _claim(info: TableInfo, column: str, type_: str) -> str:
+    """The type ``column`` holds, created with ``type_`` if it does not exist yet."""
     existing = info.folded.get(fold(column))
     if existing is None:
         info.columns[column] = type_
         info.folded[fold(column)] = column
-        return True
+        return type_
     if existing != column:  # SQLite would see the same column (SPEC §13.8)
         raise _Rejected(f"Field collision on {column}")
-    return info.columns[column] == type_
+    return info.columns[column]
 
 
 def layout_from_rows(

@@ -53,6 +53,10 @@ class Cell:
     name: str  # flattened name (``address__geo__lat``)
     value: Any  # as SQLite stores it
     type: str | None  # Stitch type; None for a null with nothing to type it
+    # The type of the field's bare column when a schema declares one (SPEC §12.3): the column
+    # is made with it whatever the first value is, so a value of another type splits in any
+    # order. None: the first value seen decides (push, fields a schema does not declare).
+    base: str | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +112,9 @@ class SchemaNode:
     properties: Mapping[str, SchemaNode]
     items: SchemaNode | None
     options: tuple[SchemaNode, ...]  # anyOf / oneOf
+    # The bare column's type (``Cell.base``): the one type it names; of several types or
+    # options, the first (as a null is typed), so the schema alone decides it.
+    base: str | None
 
 
 _JSON_TYPES = {"integer": INTEGER, "number": DOUBLE, "boolean": BOOLEAN, "string": STRING}
@@ -127,6 +134,11 @@ def compile_schema(schema: Any) -> SchemaNode | None:
     options = next(
         (o for o in (schema.get("anyOf"), schema.get("oneOf")) if isinstance(o, list)), []
     )
+    compiled = tuple(node for o in options if (node := compile_schema(o)) is not None)
+    if compiled:
+        base = next((o.base for o in compiled if o.base is not None), None)
+    else:
+        base = stitch_type or next((_JSON_TYPES[t] for t in scalars if t in _JSON_TYPES), None)
     return SchemaNode(
         declared=stitch_type,
         types=types,
@@ -136,7 +148,8 @@ def compile_schema(schema: Any) -> SchemaNode | None:
             if (node := compile_schema(v)) is not None
         },
         items=compile_schema(schema.get("items")),
-        options=tuple(node for o in options if (node := compile_schema(o)) is not None),
+        options=compiled,
+        base=base,
     )
 
 
@@ -159,7 +172,8 @@ def _flatten(
     properties = schema.properties if schema is not None else {}
     for key, value in obj.items():
         name = key if prefix is None else f"{prefix}__{key}"  # an object named "" too: __x
-        sub = resolve(properties.get(key), value)
+        node = properties.get(key)
+        sub = resolve(node, value)
         if isinstance(value, dict):
             _flatten(value, sub, name, path, levels, cells, children)
         elif isinstance(value, list):
@@ -169,7 +183,7 @@ def _flatten(
             for index, element in enumerate(value):
                 _element(element, items, array_path, (*levels, index), children)
         else:
-            cells.append(typed(value, sub, name))
+            cells.append(typed(value, sub, name, node))
 
 
 def _element(
@@ -190,38 +204,51 @@ def _element(
     if isinstance(element, dict):
         _flatten(element, sub, None, path, levels, row.cells, children)
     else:
-        row.cells.append(typed(element, sub, SCALAR_VALUE))
+        row.cells.append(typed(element, sub, SCALAR_VALUE, schema))
 
 
-def typed(value: Any, schema: SchemaNode | None, name: str) -> Cell:
-    """A scalar as a cell: the schema's type where it gives one, else the value's own."""
+def typed(
+    value: Any, schema: SchemaNode | None, name: str, field: SchemaNode | None = None
+) -> Cell:
+    """A scalar as a cell: the schema's type where it gives one, else the value's own.
+
+    ``schema`` is the subschema that fits the value (``resolve``); ``field`` the field's own,
+    before choosing among its options, which decides the bare column's type (``Cell.base``).
+    """
     declared = schema.declared if schema is not None else None
+    base = field.base if field is not None else None
     if value is None:
-        return Cell(name, None, declared)
+        return Cell(name, None, declared or base, base)
     if declared == INTEGER and isinstance(value, int) and not isinstance(value, bool):
-        return Cell(name, value, INTEGER) if value in INT64 else Cell(name, str(value), DECIMAL)
+        if value in INT64:
+            return Cell(name, value, INTEGER, base)
+        return Cell(name, str(value), DECIMAL, base)  # no bigint holds it: the __de split
     is_number = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
     if declared == DOUBLE and is_number:
-        return Cell(name, float(value), DOUBLE)  # 15 under "number" loads as 15.0, no split
+        return Cell(name, float(value), DOUBLE, base)  # 15 under "number" is 15.0, no split
     if declared == TIMESTAMP and isinstance(value, str):
         stamp = parse_timestamp(value)
         # format is not enforced (SPEC §5.2): text that is no date-time splits to a string column
-        return Cell(name, value, STRING) if stamp is None else Cell(name, stamp, TIMESTAMP)
-    return _own_type(value, name)
+        if stamp is None:
+            return Cell(name, value, STRING, base)
+        return Cell(name, stamp, TIMESTAMP, base)
+    return _own_type(value, name, base)
 
 
-def _own_type(value: Any, name: str) -> Cell:
+def _own_type(value: Any, name: str, base: str | None) -> Cell:
     if isinstance(value, bool):
-        return Cell(name, int(value), BOOLEAN)
+        return Cell(name, int(value), BOOLEAN, base)
     if isinstance(value, int):
-        return Cell(name, value, INTEGER) if value in INT64 else Cell(name, str(value), DECIMAL)
+        if value in INT64:
+            return Cell(name, value, INTEGER, base)
+        return Cell(name, str(value), DECIMAL, base)
     if isinstance(value, float):
-        return Cell(name, value, DOUBLE)
+        return Cell(name, value, DOUBLE, base)
     if isinstance(value, Decimal):
-        return Cell(name, decimal_text(value), DECIMAL)
+        return Cell(name, decimal_text(value), DECIMAL, base)
     if isinstance(value, dt.datetime):
-        return Cell(name, utc_text(value), TIMESTAMP)
-    return Cell(name, str(value), STRING)
+        return Cell(name, utc_text(value), TIMESTAMP, base)
+    return Cell(name, str(value), STRING, base)
 
 
 def _matches(node: SchemaNode, value: Any) -> bool:
