@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,13 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=None, help=Settings.help("data_dir") + " [default: data]"
     )
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,10 +123,41 @@ def _store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     _data_dir_option(admin_token)
 
-    tables = commands.add_parser("tables", help="List the stored tables with row counts.")
+    tables = commands.add_parser(
+        "tables", help="List the stored tables with their rows, rejected records and files."
+    )
     tables.add_argument("--client-id", type=int, help="Only this client's tables.")
     tables.add_argument("--integration", help="Only this integration's tables.")
     _data_dir_option(tables)
+
+    rejected = commands.add_parser(
+        "rejected",
+        help="Why records were accepted but not loaded (_sdc_rejected): counts by table and "
+        "reason, and with --records the newest records themselves.",
+    )
+    rejected.add_argument("table", metavar="TABLE", nargs="?", help="Only this table's.")
+    rejected.add_argument("--client-id", type=int, help="Only this client's.")
+    rejected.add_argument("--integration", help="Only this integration's.")
+    rejected.add_argument(
+        "--records",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="Also print the N newest rejected records as JSON Lines [default: 0].",
+    )
+    _data_dir_option(rejected)
+
+    path = commands.add_parser(
+        "path",
+        help="Print the database file that holds a table, for sqlite3 (names are encoded: "
+        "Users is %%55sers.sqlite3).",
+    )
+    path.add_argument("table", metavar="TABLE", help="The table (or subtable) name.")
+    path.add_argument(
+        "--client-id", type=int, help="The client; needed only if several have the table."
+    )
+    path.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration name.")
+    _data_dir_option(path)
 
     rows = commands.add_parser("rows", help="Print a table's rows as JSON Lines or CSV.")
     rows.add_argument("table", metavar="TABLE", help="The table (or subtable) name.")
@@ -174,7 +213,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     if args.command == "serve":
         return _serve(settings, dev_token=args.dev_token)
-    if args.command in ("admin-token", "tables", "rows", "reset"):
+    if args.command in ("admin-token", "tables", "rows", "rejected", "path", "reset"):
         return _store_command(args, settings)
     tokens = TokenStore(settings.data_dir)
     try:
@@ -200,6 +239,12 @@ def _store_command(args: argparse.Namespace, settings: Settings) -> int:
             return store_commands.rows(
                 settings, args.table, args.client_id, args.integration, args.format
             )
+        if args.command == "rejected":
+            return store_commands.rejected(
+                settings, args.table, args.client_id, args.integration, args.records
+            )
+        if args.command == "path":
+            return store_commands.path(settings, args.table, args.client_id, args.integration)
         return store_commands.reset_store(settings, args.client_id, args.integration, args.table)
     except store_commands.CommandError as exc:
         print(f"importapi-lite: {exc}", file=sys.stderr)
@@ -275,6 +320,11 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
             '"data": {"id": 1, "name": "Finn"}}]\'',
         ]
     print("\n".join(lines), flush=True)
+    # Warnings and errors (rejected records, lost workers, bugs) on stderr, with their time and
+    # source; nothing per request, which would cost every request its formatting.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = create_app(settings)
     app[preparer_key].warm_up()  # its processes start while the server does
     # A 20,000-record batch allocates ~1M objects, nearly all freed by reference counting, yet

@@ -12,6 +12,12 @@ that sync code, threads and async tests can all talk to it; before each test it 
 journal and faults), so every test starts empty. The handle talks to the server only through its
 HTTP admin API, exactly as a user could. Opt out with ``-p no:importapi_lite``.
 
+Records that Stitch would answer with 201 and then not load land in ``_sdc_rejected``: a test
+that only counts rows could pass while data was lost. ``rejected(table)`` lists them, and
+``--importapi-fail-on-rejection`` (or the ini option ``importapi_fail_on_rejection = true``) fails
+every test after which the server holds any; ``@pytest.mark.importapi_allow_rejections`` exempts
+a test that expects some.
+
 The server's imports happen inside the fixture, not at module top: pytest loads this module at
 start-up in every project that installs the package, and coverage of the package itself should
 see its modules imported by the tests, not by plugin loading.
@@ -26,6 +32,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,25 @@ import pytest
 
 CLIENT_ID = 7723
 INTEGRATION = "import_api"
+FAIL_ON_REJECTION = "importapi_fail_on_rejection"
+ALLOW_REJECTIONS = "importapi_allow_rejections"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    help_ = "Fail a test using importapi_server if the server rejected any record during it."
+    group = parser.getgroup("importapi-lite")
+    group.addoption(
+        "--importapi-fail-on-rejection", action="store_true", dest=FAIL_ON_REJECTION, help=help_
+    )
+    parser.addini(FAIL_ON_REJECTION, help_, type="bool", default=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{ALLOW_REJECTIONS}: the test expects importapi-lite to reject records "
+        "(exempt from --importapi-fail-on-rejection)",
+    )
 
 
 class ImportApiServer:
@@ -80,6 +106,20 @@ class ImportApiServer:
                 f"not the {count} awaited"
             )
         return self.rows(table, integration=integration)
+
+    def rejected(
+        self, table: str | None = None, *, integration: str = INTEGRATION
+    ) -> list[dict[str, Any]]:
+        """Records the server accepted (201) but could not load, newest first: each with
+        ``table_name``, ``reason``, ``rejected_at`` and the ``record`` as sent. One table's, or
+        every table's."""
+        query = urllib.parse.urlencode(
+            {"limit": 10_000} | ({} if table is None else {"table": table})
+        )
+        integration = urllib.parse.quote(integration, safe="")
+        path = f"/clients/{self.client_id}/integrations/{integration}/rejected?{query}"
+        records: list[dict[str, Any]] = json.loads(self._call("GET", path))["records"]
+        return records
 
     def requests(self) -> list[dict[str, Any]]:
         """The journal of Stitch API requests since the test began, oldest first."""
@@ -209,7 +249,24 @@ def importapi_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture
-def importapi_server(importapi_server_session: ImportApiServer) -> ImportApiServer:
+def importapi_server(
+    importapi_server_session: ImportApiServer, request: pytest.FixtureRequest
+) -> Iterator[ImportApiServer]:
     """A running importapi-lite server with nothing in it: see ``ImportApiServer``."""
-    importapi_server_session.reset()
-    return importapi_server_session
+    server = importapi_server_session
+    server.reset()
+    yield server
+    config = request.config
+    fail = config.getoption(FAIL_ON_REJECTION) or config.getini(FAIL_ON_REJECTION)
+    if not fail or request.node.get_closest_marker(ALLOW_REJECTIONS) is not None:
+        return
+    rejected = server.rejected()
+    if rejected:
+        reasons = Counter((r["table_name"], r["reason"]) for r in rejected)
+        listed = "; ".join(f"{n} of {t!r}: {why}" for (t, why), n in reasons.most_common())
+        pytest.fail(
+            f"importapi-lite accepted but rejected {len(rejected)} record(s): {listed} "
+            f"(importapi_server.rejected() lists them; @pytest.mark.{ALLOW_REJECTIONS} if "
+            "the test expects them)",
+            pytrace=False,
+        )

@@ -1,4 +1,5 @@
-"""The CLI's store commands: ``tables``, ``rows``, ``reset`` and ``admin-token``. Thin, like cli.py.
+"""The CLI's store commands: ``tables``, ``rows``, ``rejected``, ``path``, ``reset`` and
+``admin-token``. Thin, like cli.py.
 
 They read and reset through ``storage`` exactly as the admin API does. A reset here cannot close
 a running server's connections: with a server up, reset through the admin API instead.
@@ -26,17 +27,85 @@ def admin_token(settings: Settings) -> int:
 
 
 def tables(settings: Settings, client_id: int | None, integration: str | None) -> int:
-    found = asyncio.run(reading.list_integrations(settings.data_dir))
-    print("client_id\tintegration\ttable\trows")
-    for summary in found:
-        if client_id is not None and summary.client_id != client_id:
-            continue
-        if integration is not None and summary.integration != integration:
-            continue
+    """Every table with its rows, its rejected records (a subtable has none of its own: they
+    count for its top-level table) and its file, for ``sqlite3``."""
+    print("client_id\tintegration\ttable\trows\trejected\tpath")
+    for summary in asyncio.run(_integrations(settings, client_id, integration)):
         for table in summary.tables:
             for each in (table, *table.subtables):
-                print(f"{summary.client_id}\t{summary.integration}\t{each.name}\t{each.rows}")
+                rejected = each.rejected if each is table else "-"
+                path = "-" if each.path is None else each.path
+                fields = (summary.client_id, summary.integration, each.name, each.rows)
+                print("\t".join(map(str, (*fields, rejected, path))))
     return 0
+
+
+async def _integrations(
+    settings: Settings, client_id: int | None, integration: str | None
+) -> list[reading.IntegrationSummary]:
+    """The integrations holding data, only ``client_id``'s and ``integration`` if given."""
+    return [
+        summary
+        for summary in await reading.list_integrations(settings.data_dir)
+        if client_id in (None, summary.client_id) and integration in (None, summary.integration)
+    ]
+
+
+def rejected(
+    settings: Settings,
+    table: str | None,
+    client_id: int | None,
+    integration: str | None,
+    records: int,
+) -> int:
+    """Why records were rejected, by table and reason; with ``records``, that many of the
+    newest rejected records too, as JSON Lines."""
+    return asyncio.run(_rejected(settings, table, client_id, integration, records))
+
+
+async def _rejected(
+    settings: Settings,
+    table: str | None,
+    client_id: int | None,
+    integration: str | None,
+    records: int,
+) -> int:
+    print("client_id\tintegration\ttable\tcount\tlast_rejected_at\treason")
+    found = []
+    for summary in await _integrations(settings, client_id, integration):
+        where = (settings.data_dir, summary.client_id, summary.integration)
+        for reason in await reading.rejection_reasons(*where, table):
+            fields = (summary.client_id, summary.integration, reason.table_name, reason.count)
+            print("\t".join(map(str, (*fields, reason.last_rejected_at, reason.reason))))
+        if records:
+            _, page = await reading.rejected_records(*where, table, limit=records)
+            found += [(summary, r) for r in page]
+    for summary, record in found:
+        line = {
+            "client_id": summary.client_id,
+            "integration": summary.integration,
+            "table_name": record.table_name,
+            "rejected_at": record.rejected_at,
+            "reason": record.reason,
+            "record": record.record,
+        }
+        print(json.dumps(line, ensure_ascii=False, default=str))
+    return 0
+
+
+def path(settings: Settings, table: str, client_id: int | None, integration: str) -> int:
+    """The database file that holds ``table``: its name is encoded (``Users`` is
+    ``%55sers.sqlite3``), and ``sqlite3`` would make a new empty file of a misspelt one."""
+    print(asyncio.run(_path(settings, table, client_id, integration)))
+    return 0
+
+
+async def _path(settings: Settings, table: str, client_id: int | None, integration: str) -> str:
+    client_id = await _client_with(settings, table, client_id, integration)
+    async with reading.open_table(settings.data_dir, client_id, integration, table) as reader:
+        if reader is None:
+            raise CommandError(f"client {client_id} has no table {table!r} in {integration!r}")
+        return str(reader.path)
 
 
 def rows(

@@ -203,9 +203,10 @@ async def test_clients_lists_integrations_tables_and_row_counts(admin: Admin, ap
                             {
                                 "name": "orders",
                                 "rows": 1,
+                                "rejected": 0,
                                 "subtables": [{"name": "orders__lines", "rows": 2}],
                             },
-                            {"name": "users", "rows": 2, "subtables": []},
+                            {"name": "users", "rows": 2, "rejected": 0, "subtables": []},
                         ],
                     }
                 ],
@@ -232,7 +233,7 @@ async def test_one_integrations_tables(admin: Admin, api: Api) -> None:
 
     reply = await admin.get(TABLE)
 
-    assert reply.body == {"tables": [{"name": "users", "rows": 1, "subtables": []}]}
+    assert reply.body == {"tables": [{"name": "users", "rows": 1, "rejected": 0, "subtables": []}]}
 
 
 async def test_a_table_shows_columns_with_stitch_types_keys_version_and_subtables(

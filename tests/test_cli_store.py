@@ -1,4 +1,5 @@
-"""The store commands (admin-token, tables, rows, reset) and the admin settings, on real files.
+"""The store commands (admin-token, tables, rows, rejected, path, reset) and the admin
+settings, on real files.
 
 Data is loaded by a real server (``aiohttp_client``) into tmp_path; the commands then read the
 same directory, as a user would after stopping the server.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -63,22 +65,120 @@ def test_admin_token_tightens_a_file_someone_made_readable(capsys: Any, tmp_path
 # --- tables and rows -----------------------------------------------------------------------------
 
 
-def test_tables_lists_tables_and_subtables_with_row_counts(capsys: Any, loaded: Path):
+def test_tables_lists_tables_and_subtables_with_rows_rejections_and_files(
+    capsys: Any, loaded: Path, settings: Settings
+):
     code, out, _ = run(capsys, "tables", "--data-dir", str(loaded))
 
+    orders, users = (str(db_path(settings, t)) for t in ("orders", "users"))
     assert code == 0
     assert [line.split("\t") for line in out.splitlines()] == [
-        ["client_id", "integration", "table", "rows"],
-        [str(CLIENT_ID), "import_api", "orders", "1"],
-        [str(CLIENT_ID), "import_api", "orders__lines", "2"],
-        [str(CLIENT_ID), "import_api", "users", "2"],
+        ["client_id", "integration", "table", "rows", "rejected", "path"],
+        [str(CLIENT_ID), "import_api", "orders", "1", "0", orders],
+        [str(CLIENT_ID), "import_api", "orders__lines", "2", "-", orders],
+        [str(CLIENT_ID), "import_api", "users", "2", "0", users],
     ]
 
 
 def test_tables_filtered_by_another_client_is_only_the_header(capsys: Any, loaded: Path):
     _, out, _ = run(capsys, "tables", "--client-id", "1", "--data-dir", str(loaded))
 
-    assert out.splitlines() == ["client_id\tintegration\ttable\trows"]
+    assert out.splitlines() == ["client_id\tintegration\ttable\trows\trejected\tpath"]
+
+
+@pytest.fixture
+async def with_rejections(loaded: Path, api: Api) -> Path:
+    """Two of users' records rejected, and a table whose every record was."""
+    await api.push(
+        [
+            record("users", 5, {"id": 5, "_sdc_sequence": 1}),
+            record("users", 6, {"id": 6, "_sdc_sequence": 2}),
+            record("users", 7, {"id": "seven"}),
+            record("x" * 64, 1, {"id": 1}),
+        ]
+    )
+    return loaded
+
+
+def test_tables_counts_rejections_and_lists_a_table_that_has_only_rejections(
+    capsys: Any, with_rejections: Path
+):
+    _, out, _ = run(capsys, "tables", "--data-dir", str(with_rejections))
+
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [(name, rows, rejected) for _, _, name, rows, rejected, _ in lines[1:]] == [
+        ("orders", "1", "0"),
+        ("orders__lines", "2", "-"),
+        ("users", "2", "3"),
+        ("x" * 64, "0", "1"),
+    ]
+    assert lines[-1][-1] == "-"  # no file: nothing was ever loaded
+
+
+def test_rejected_prints_counts_by_table_and_reason(capsys: Any, with_rejections: Path):
+    code, out, err = run(capsys, "rejected", "--data-dir", str(with_rejections))
+
+    assert (code, err) == (0, "")
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert lines[0] == ["client_id", "integration", "table", "count", "last_rejected_at", "reason"]
+    assert [(table, count, reason) for _, _, table, count, _, reason in lines[1:]] == [
+        ("users", "2", "Field _sdc_sequence collides with a system column"),
+        ("users", "1", "Key column id changed type from integer to string"),
+        ("x" * 64, "1", f"Table name {'x' * 64} is longer than 63 characters"),
+    ]
+
+
+def test_rejected_of_one_table_with_its_newest_records(capsys: Any, with_rejections: Path):
+    code, out, _ = run(
+        capsys, "rejected", "users", "--records", "2", "--data-dir", str(with_rejections)
+    )
+
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 1 + 2 + 2  # header, two reasons, two records
+    records = [json.loads(line) for line in lines[3:]]
+    assert [r["record"]["data"]["id"] for r in records] == ["seven", 6]
+    assert records[0]["reason"] == "Key column id changed type from integer to string"
+    assert records[0]["table_name"] == "users" and records[0]["client_id"] == CLIENT_ID
+
+
+def test_rejected_with_a_negative_record_count_is_a_usage_error(capsys: Any, tmp_path: Path):
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "rejected", "--records", "-1", "--data-dir", str(tmp_path))
+
+    assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize("table", ["users", "orders__lines"])
+def test_path_prints_the_file_that_holds_a_table(
+    capsys: Any, loaded: Path, settings: Settings, table: str
+):
+    code, out, _ = run(capsys, "path", table, "--data-dir", str(loaded))
+
+    assert code == 0
+    assert out == f"{db_path(settings, table.split('__')[0])}\n"
+
+
+@pytest.fixture
+async def upper_case(api: Api, settings: Settings) -> Path:
+    await api.push([record("Users", 1, {"id": 1})])
+    return settings.data_dir
+
+
+def test_path_of_a_table_with_upper_case_letters_is_its_encoded_file(capsys: Any, upper_case: Path):
+    _, out, _ = run(capsys, "path", "Users", "--data-dir", str(upper_case))
+
+    path = Path(out.strip())
+    assert path.name == "%55sers.sqlite3" and path.is_file()
+    with sqlite3.connect(path) as db:
+        assert db.execute('SELECT id FROM "Users"').fetchall() == [(1,)]
+    db.close()
+
+
+def test_path_of_a_missing_table_is_an_error(capsys: Any, loaded: Path):
+    code, out, err = run(capsys, "path", "nope", "--data-dir", str(loaded))
+
+    assert (code, out) == (1, "")
+    assert "no client has a table 'nope'" in err
 
 
 def test_rows_prints_json_lines_without_a_client_id_when_one_client_has_the_table(

@@ -34,7 +34,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from importapi_lite import Settings
 from importapi_lite.storage.admin_token import ensure_admin_token
 
-from .conftest import make_token, record
+from .conftest import CLIENT_ID, make_token, record
 from .test_serve import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -311,3 +311,33 @@ def test_the_page_without_a_token_asks_for_one_and_a_pasted_token_signs_in(
     browser.find_element(By.ID, "token-input").send_keys(server.admin_token + "\n")
     wait_for(browser, lambda d: "customers" in texts(d, "#tables button"), "the tables")
     assert browser.execute_script("return sessionStorage.length") == 1
+
+
+def test_rejected_records_show_per_table_with_their_reasons_and_the_records(
+    browser: webdriver.Chrome, server: Server, tmp_path: Path
+) -> None:
+    collision = "Field _sdc_sequence collides with a system column"
+    status, _ = server.push(
+        [
+            record("people", 1, {"id": 1, "name": "kept"}),
+            record("people", 2, {"id": 2, "_sdc_sequence": 2}),
+            record("people", 3, {"id": 3, "_sdc_sequence": 3}),
+            record("y" * 64, 1, {"id": 1}),  # every record rejected: a table with no rows
+        ]
+    )
+    assert status == 201
+
+    open_dashboard(browser, server)
+    wait_for(browser, lambda d: texts(d, '#tables td[data-rejected-of="people"]') == ["2"], "2")
+    assert texts(browser, f'#tables td[data-rejected-of="{"y" * 64}"]') == ["1"]
+    reasons = texts(browser, '#reasons tr[data-reason-of="people"]')
+    assert len(reasons) == 1 and collision in reasons[0] and "\t2\t" in reasons[0], reasons
+    browser.save_screenshot(str(tmp_path / "rejected-reasons.png"))
+
+    browser.find_element(By.CSS_SELECTOR, '#tables td[data-rejected-of="people"] button').click()
+    wait_for(browser, lambda d: len(texts(d, "#rejected-records tbody tr")) == 2, "the records")
+    assert texts(browser, "#rejected-title") == [f"{CLIENT_ID} / import_api / people"]
+    newest = texts(browser, "#rejected-records tbody tr")[0]
+    assert collision in newest and '"_sdc_sequence":3' in newest, newest
+    assert texts(browser, "#rejected-info") == ["records 1–2 of 2, newest first"]
+    browser.save_screenshot(str(tmp_path / "rejected-records.png"))

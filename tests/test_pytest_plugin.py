@@ -82,3 +82,78 @@ def test_the_plugin_can_be_switched_off(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:importapi_lite", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'importapi_server' not found*"])
+
+
+REJECTING_SUITE = """
+import json, urllib.request
+
+import pytest
+
+
+def push(server, *records):
+    body = json.dumps([
+        {"client_id": server.client_id, "table_name": table, "sequence": 1, "action": "upsert",
+         "key_names": ["id"], "data": data}
+        for table, data in records
+    ]).encode()
+    headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
+    request = urllib.request.Request(server.push_url, data=body, headers=headers)
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 201
+
+
+def test_rejected_lists_records_with_their_reasons(importapi_server):
+    push(importapi_server, ("t", {"id": 1}), ("t", {"id": 2, "_sdc_batched_at": 0}))
+    (rejected,) = importapi_server.rejected("t")
+    assert rejected["reason"] == "Field _sdc_batched_at collides with a system column"
+    assert rejected["record"]["data"] == {"id": 2, "_sdc_batched_at": 0}
+    assert importapi_server.rejected("other") == []
+    assert len(importapi_server.rejected()) == 1
+
+
+def test_a_clean_load(importapi_server):
+    push(importapi_server, ("t", {"id": 1}))
+    assert importapi_server.rejected() == []
+
+
+def test_loses_data_quietly(importapi_server):
+    push(importapi_server, ("t", {"id": 1, "_sdc_sequence": 5}))
+    assert importapi_server.rows("t") == []  # a test that only counts rows
+
+
+@pytest.mark.importapi_allow_rejections
+def test_expects_a_rejection(importapi_server):
+    push(importapi_server, ("y" * 64, {"id": 1}))
+    assert len(importapi_server.rejected()) == 1
+"""
+
+
+def test_rejected_records_are_listed_and_pass_without_the_option(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_rejecting=REJECTING_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize(
+    "how", ["--importapi-fail-on-rejection", "ini"], ids=["option", "ini option"]
+)
+def test_fail_on_rejection_fails_the_tests_that_left_rejections(
+    pytester: pytest.Pytester, how: str
+) -> None:
+    pytester.makepyfile(test_rejecting=REJECTING_SUITE)
+    args = ["-p", "no:cacheprovider"]
+    if how == "ini":
+        pytester.makeini("[pytest]\nimportapi_fail_on_rejection = true\n")
+    else:
+        args.append(how)
+    result = pytester.runpytest_subprocess(*args)
+    # The two tests that leave a rejection behind and are not marked: an error at teardown.
+    result.assert_outcomes(passed=4, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*importapi-lite accepted but rejected 1 record(s): 1 of 't': Field _sdc_sequence "
+            "collides with a system column*",
+        ]
+    )

@@ -205,3 +205,25 @@ def test_idle_kept_alive_connections_do_not_hold_their_last_body(server: tuple) 
     for connection in [warm, *connections]:
         connection.close()
     assert grown < 40 * 2**20, f"24 idle connections after 4 MB bodies: +{grown / 2**20:.0f} MiB"
+
+
+def test_serve_logs_a_warning_when_it_rejects_records(server: tuple) -> None:
+    process, lines, data_dir = server
+    text = "".join(lines)
+    url = text[text.index("http://127.0.0.1:") :].split()[0]
+    token = (data_dir / "dev-token").read_text().strip()
+    record = {"client_id": 7723, "table_name": "people", "sequence": 1, "action": "upsert"}
+    record |= {"key_names": ["id"], "data": {"id": 1, "_sdc_received_at": "now"}}
+    request = urllib.request.Request(
+        url + "/v2/import/push",
+        data=json.dumps([record]).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 201  # as Stitch: accepted, then not loaded
+
+    line = process.stdout.readline()
+
+    assert " WARNING importapi_lite.rejection_log: rejected 1 record(s) of table 'people'" in line
+    assert "'Field _sdc_received_at collides with a system column'" in line
+    assert '"now"' not in line and token not in line  # never the record, never the token

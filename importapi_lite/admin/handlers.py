@@ -190,10 +190,48 @@ async def reset_table(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+async def rejected(request: web.Request) -> web.Response:
+    """Records accepted but not loaded (``_sdc_rejected``): counts by table and reason, and a
+    page of the records, newest first; one table's (the route's, or ``?table=``) or all."""
+    limit = _int_query(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = _int_query(request, "offset", 0, 0, None)
+    client_id, integration = _client_id(request), request.match_info["integration"]
+    name = request.match_info.get("table", request.query.get("table"))
+    where = (request.config_dict[store_key].data_dir, client_id, integration, name)
+    reasons = await reading.rejection_reasons(*where)
+    total, page = await reading.rejected_records(*where, limit=limit, offset=offset)
+    body = {
+        "table": name,
+        "total": total,
+        "reasons": [
+            {
+                "table_name": r.table_name,
+                "reason": r.reason,
+                "count": r.count,
+                "last_rejected_at": r.last_rejected_at,
+            }
+            for r in reasons
+        ],
+        "records": [
+            {
+                "rejected_at": r.rejected_at,
+                "table_name": r.table_name,
+                "reason": r.reason,
+                "record": r.record,
+            }
+            for r in page
+        ],
+        "limit": limit,
+        "offset": offset,
+    }
+    return json_response(body)
+
+
 def _summary(summary: TableSummary) -> dict[str, Any]:
     return {
         "name": summary.name,
         "rows": summary.rows,
+        "rejected": summary.rejected,
         "subtables": [{"name": s.name, "rows": s.rows} for s in summary.subtables],
     }
 

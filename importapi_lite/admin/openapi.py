@@ -45,7 +45,12 @@ _WHERE = _query(
     {"type": "array", "items": {"type": "string"}},
     "column:value; repeat for more. Values are compared as text: CAST(column AS TEXT) = value.",
 )
-_TABLE = "/clients/{client_id}/integrations/{integration}/tables/{table}"
+_INTEGRATION = "/clients/{client_id}/integrations/{integration}"
+_TABLE = _INTEGRATION + "/tables/{table}"
+_PAGE = [
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "100"),
+    _query("offset", {"type": "integer", "minimum": 0}, "0"),
+]
 _RESET = {
     "type": "object",
     "description": "What was reset; removed is false when there was nothing to delete.",
@@ -105,11 +110,20 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": _json(_RESET, "Reset done"), **_ERRORS},
             },
         },
-        "/clients/{client_id}/integrations/{integration}/tables": {
+        _INTEGRATION + "/tables": {
             "parameters": [_ref("parameters/client_id"), _ref("parameters/integration")],
             "get": {
-                "summary": "One integration's tables with row counts and subtables",
+                "summary": "One integration's tables with row and rejected counts and subtables "
+                "(a table whose every record was rejected is listed with 0 rows)",
                 "responses": {"200": _json({"type": "object"}, '{"tables": [...]}'), **_ERRORS},
+            },
+        },
+        _INTEGRATION + "/rejected": {
+            "parameters": [_ref("parameters/client_id"), _ref("parameters/integration")],
+            "get": {
+                "summary": "Records accepted but not loaded (_sdc_rejected), every table's",
+                "parameters": [_query("table", {"type": "string"}, "only this table's"), *_PAGE],
+                "responses": {"200": _json(_ref("schemas/Rejected"), "The page"), **_ERRORS},
             },
         },
         _TABLE: {
@@ -128,11 +142,7 @@ OPENAPI: dict[str, Any] = {
             "parameters": _TABLE_PARAMETERS,
             "get": {
                 "summary": "A page of rows in insertion order",
-                "parameters": [
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "100"),
-                    _query("offset", {"type": "integer", "minimum": 0}, "0"),
-                    _WHERE,
-                ],
+                "parameters": [*_PAGE, _WHERE],
                 "responses": {"200": _json(_ref("schemas/Rows"), "The page"), **_ERRORS},
             },
         },
@@ -163,6 +173,15 @@ OPENAPI: dict[str, Any] = {
                     _query("timeout", {"type": "number", "maximum": 60}, "seconds, 10"),
                 ],
                 "responses": {"200": _json(_ref("schemas/Wait"), "The count"), **_ERRORS},
+            },
+        },
+        _TABLE + "/rejected": {
+            "parameters": _TABLE_PARAMETERS,
+            "get": {
+                "summary": "One table's records accepted but not loaded, with their reasons "
+                "(200 even for a table that has no rows, only rejections)",
+                "parameters": _PAGE,
+                "responses": {"200": _json(_ref("schemas/Rejected"), "The page"), **_ERRORS},
             },
         },
         "/journal": {
@@ -298,6 +317,41 @@ OPENAPI: dict[str, Any] = {
                     "columns": {"type": "array", "items": {"type": "string"}},
                     "rows": {"type": "array", "items": {"type": "object"}},
                     "total": {"type": "integer", "description": "rows matching the filters"},
+                    "limit": {"type": "integer"},
+                    "offset": {"type": "integer"},
+                },
+            },
+            "Rejected": {
+                "type": "object",
+                "properties": {
+                    "table": {"type": ["string", "null"], "description": "null: every table"},
+                    "total": {"type": "integer", "description": "rejected records"},
+                    "reasons": {
+                        "type": "array",
+                        "description": "counts by table and reason, most frequent first",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "table_name": {"type": "string"},
+                                "reason": {"type": "string"},
+                                "count": {"type": "integer"},
+                                "last_rejected_at": {"type": "string"},
+                            },
+                        },
+                    },
+                    "records": {
+                        "type": "array",
+                        "description": "a page of the records, newest first",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "rejected_at": {"type": "string"},
+                                "table_name": {"type": "string"},
+                                "reason": {"type": "string"},
+                                "record": {"description": "the record as the client sent it"},
+                            },
+                        },
+                    },
                     "limit": {"type": "integer"},
                     "offset": {"type": "integer"},
                 },

@@ -26,7 +26,8 @@ from ..keys import admin_token_key, tokens_key
 from . import control, handlers
 
 ADMIN_PREFIX = "/_importapi/v1"
-_TABLE = "/clients/{client_id}/integrations/{integration}/tables/{table}"
+_INTEGRATION = "/clients/{client_id}/integrations/{integration}"
+_TABLE = _INTEGRATION + "/tables/{table}"
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,14 @@ ROUTES = (
     AdminRoute("GET", "/clients", handlers.clients),
     AdminRoute("DELETE", "/clients", handlers.reset_everything),
     AdminRoute("DELETE", "/clients/{client_id}", handlers.reset_client),
-    AdminRoute("GET", "/clients/{client_id}/integrations/{integration}/tables", handlers.tables),
+    AdminRoute("GET", _INTEGRATION + "/tables", handlers.tables),
+    AdminRoute("GET", _INTEGRATION + "/rejected", handlers.rejected),
     AdminRoute("GET", _TABLE, handlers.table),
     AdminRoute("DELETE", _TABLE, handlers.reset_table),
     AdminRoute("GET", _TABLE + "/rows", handlers.rows),
     AdminRoute("GET", _TABLE + "/export", handlers.export),
     AdminRoute("GET", _TABLE + "/wait", handlers.wait),
+    AdminRoute("GET", _TABLE + "/rejected", handlers.rejected),
     AdminRoute("GET", "/journal", control.journal),
     AdminRoute("DELETE", "/journal", control.clear_journal),
     AdminRoute("GET", "/faults", control.faults),

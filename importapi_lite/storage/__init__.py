@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import shutil
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 import aiosqlite
 
 from ..models import LoadResult, TableBatch
+from ..rejection_log import RejectionLog
 from . import sql, writer
 from .disk import DiskHealth
 from .loading import (
@@ -39,10 +39,8 @@ from .loading import (
     raw_record,
     table_name_problem,
 )
-from .paths import REJECTED_TABLE, NameTooLong, integration_dir, table_path
+from .paths import REJECTED_TABLE, NameTooLong, integration_dir, rejected_path, table_path
 from .staging import StagedLoad
-
-logger = logging.getLogger(__name__)
 
 # --durability: FULL syncs the WAL on every commit, so a 2xx survives power loss; NORMAL syncs
 # only at checkpoints, so a 2xx survives a crash of the process but not of the machine.
@@ -105,11 +103,13 @@ class Store:
         self.disk = DiskHealth(data_dir)
         self._waiting: dict[Path, list[_Job]] = {}  # loads waiting for each table's commit
         self._committers: dict[Path, asyncio.Task[None]] = {}  # each table's, while it has loads
+        self.rejection_log = RejectionLog()
 
     async def close(self) -> None:
         # Loads already queued commit first; no request can queue more by now (aiohttp's
         # cleanup runs after its handlers).
         await asyncio.gather(*self._committers.values(), return_exceptions=True)
+        self.rejection_log.flush()
         async with self._pool_lock:
             while self._open:
                 _, tdb = self._open.popitem(last=False)
@@ -219,9 +219,7 @@ class Store:
     ) -> None:
         if not rejections:
             return
-        path = integration_dir(self.data_dir, client_id, integration) / (
-            REJECTED_TABLE + ".sqlite3"
-        )
+        path = rejected_path(self.data_dir, client_id, integration)
         at = now_text()
         rows = [
             (at, table_name, r.reason, json.dumps(r.record, default=str, ensure_ascii=False))
@@ -233,7 +231,8 @@ class Store:
                 await writer.run_on_thread(
                     tdb.conn, partial(writer.append_rows, statement=insert, rows=rows)
                 )
-        logger.info("rejected %d record(s) for table %r", len(rows), table_name)
+        reasons = Counter(r.reason for r in rejections)
+        self.rejection_log.rejected(client_id, integration, table_name, reasons)
 
     def _notify_change(self) -> None:
         self._changed.set()
@@ -266,18 +265,21 @@ class Store:
             with self.disk.guard(commits=False):
                 return await asyncio.to_thread(_delete, target)
 
-    async def forget_rejections(self, client_id: int, integration: str, table_name: str) -> None:
-        """Delete a table's records from ``_sdc_rejected`` (part of resetting that table)."""
-        path = integration_dir(self.data_dir, client_id, integration) / (
-            REJECTED_TABLE + ".sqlite3"
-        )
+    async def forget_rejections(self, client_id: int, integration: str, table_name: str) -> bool:
+        """Delete a table's records from ``_sdc_rejected`` (part of resetting that table);
+        False if it had none."""
+        try:
+            path = rejected_path(self.data_dir, client_id, integration)
+        except NameTooLong:
+            return False  # no integration of that name can hold anything
         if not path.is_file():
-            return
+            return False
         with self.disk.guard():
             async with self._table_db(path, (_REJECTED_DDL,)) as tdb:
-                await tdb.conn.execute(
+                cursor = await tdb.conn.execute(
                     f"DELETE FROM {sql.q(REJECTED_TABLE)} WHERE table_name = ?", (table_name,)
                 )
+                return cursor.rowcount > 0
 
     @asynccontextmanager
     async def _table_db(

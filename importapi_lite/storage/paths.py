@@ -54,6 +54,11 @@ def integration_dir(data_dir: Path, client_id: int, integration: str) -> Path:
     return data_dir / str(int(client_id)) / encode_name(integration)
 
 
+def rejected_path(data_dir: Path, client_id: int, integration: str) -> Path:
+    """The database file of an integration's ``_sdc_rejected`` table."""
+    return integration_dir(data_dir, client_id, integration) / (REJECTED_TABLE + DB_SUFFIX)
+
+
 @functools.lru_cache(maxsize=1024)  # the encoding is pure and costs more than a request's SQL
 def table_path(data_dir: Path, client_id: int, integration: str, table_name: str) -> Path:
     """The database file of a top-level table (its subtables live in the same file)."""

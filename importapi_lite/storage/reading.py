@@ -1,4 +1,5 @@
-"""Reading the store for the admin API and the CLI: what exists, a table's shape, its rows.
+"""Reading the store for the admin API and the CLI: what exists, a table's shape, its rows, and
+the records rejected while loading (``_sdc_rejected``), which a user must find without digging.
 
 Reads use their own read-only connections (``mode=ro``), never the writers' pool: in WAL mode
 they see the last commit without waiting for a load, and a table that is gone (reset) is
@@ -8,6 +9,7 @@ aiosqlite, so a read never blocks the event loop.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -25,6 +27,7 @@ from .paths import (
     NameTooLong,
     decode_name,
     integration_dir,
+    rejected_path,
     table_path,
 )
 from .sql import COLUMNS_TABLE, META_TABLE, PRIMARY_KEY, q
@@ -46,6 +49,28 @@ class TableSummary:
     name: str
     rows: int
     subtables: list[TableSummary] = field(default_factory=list)
+    rejected: int = 0  # its records in _sdc_rejected (top-level tables: a subtable has none)
+    path: Path | None = None  # its database file; None when it has only rejected records
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """One row of ``_sdc_rejected``: a record accepted by the API that could not be loaded."""
+
+    rejected_at: str
+    table_name: str
+    reason: str
+    record: Any  # the record as the client sent it (JSON)
+
+
+@dataclass(frozen=True)
+class RejectionReason:
+    """How many of a table's records were rejected for one reason, and when last."""
+
+    table_name: str
+    reason: str
+    count: int
+    last_rejected_at: str
 
 
 @dataclass(frozen=True)
@@ -113,11 +138,16 @@ async def list_tables(data_dir: Path, client_id: int, integration: str) -> list[
 
 
 async def _tables_in(folder: Path) -> list[TableSummary]:
+    """The folder's tables, each with its rejected count; then, by name, the tables that have
+    only rejected records (no row ever loaded, so no file)."""
+    rejected = {r.table_name: r.count for r in await _reasons_in(folder, None, by_reason=False)}
     tables = []
     for path in table_files(folder):
         summary = await _summarise(path)
         if summary is not None:
-            tables.append(summary)
+            count = rejected.pop(summary.name, 0)
+            tables.append(dataclasses.replace(summary, rejected=count))
+    tables += [TableSummary(name, 0, rejected=count) for name, count in sorted(rejected.items())]
     return tables
 
 
@@ -132,8 +162,8 @@ async def _summarise(path: Path) -> TableSummary | None:
     top = [name for name, parent in meta if parent is None]
     if not top:
         return None
-    children = [TableSummary(n, counts[n]) for n, parent in meta if parent is not None]
-    return TableSummary(top[0], counts[top[0]], children)
+    children = [TableSummary(n, counts[n], path=path) for n, parent in meta if parent is not None]
+    return TableSummary(top[0], counts[top[0]], children, path=path)
 
 
 @asynccontextmanager
@@ -157,7 +187,7 @@ async def open_table(
                 keys = await db.execute_fetchall(
                     "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,)
                 )
-                yield TableReader(db, table, columns, [k[0] for k in keys])
+                yield TableReader(db, path, table, columns, [k[0] for k in keys])
                 return
     yield None
 
@@ -203,9 +233,15 @@ class TableReader:
     """One table of an open read-only connection: its description and rows."""
 
     def __init__(
-        self, db: aiosqlite.Connection, table: str, columns: list[str], key_columns: list[str]
+        self,
+        db: aiosqlite.Connection,
+        path: Path,
+        table: str,
+        columns: list[str],
+        key_columns: list[str],
     ) -> None:
         self._db = db
+        self.path = path  # the database file (a subtable's is its top-level table's)
         self.table = table
         self.columns = columns
         # Key order pages stably; an append-only table's key is random, so it keeps arrival order.
@@ -295,6 +331,69 @@ def rows_query(
     if limit is None:
         return sql, params
     return sql + " LIMIT ? OFFSET ?", [*params, limit, offset]
+
+
+async def rejection_reasons(
+    data_dir: Path, client_id: int, integration: str, table: str | None = None
+) -> list[RejectionReason]:
+    """Why records were rejected, by table and reason, most frequent first; one table's only
+    if ``table`` is given."""
+    try:
+        folder = integration_dir(data_dir, client_id, integration)
+    except NameTooLong:
+        return []
+    return await _reasons_in(folder, table, by_reason=True)
+
+
+async def _reasons_in(folder: Path, table: str | None, *, by_reason: bool) -> list[RejectionReason]:
+    """Rejected counts by table (and reason, if ``by_reason``; else ``reason`` is "")."""
+    group = "table_name, reason" if by_reason else "table_name"
+    reason = "reason" if by_reason else "''"
+    clause, params = ("WHERE table_name = ? ", [table]) if table is not None else ("", [])
+    query = (
+        f"SELECT table_name, {reason}, count(*), max(_sdc_rejected_at) FROM {q(REJECTED_TABLE)} "
+        f"{clause}GROUP BY {group} ORDER BY count(*) DESC, table_name, 2"
+    )
+    async with _read_only(folder / (REJECTED_TABLE + DB_SUFFIX)) as db:
+        if db is None:
+            return []
+        found = await db.execute_fetchall(query, params)
+    return [RejectionReason(*row) for row in found]
+
+
+async def rejected_records(
+    data_dir: Path,
+    client_id: int,
+    integration: str,
+    table: str | None = None,
+    *,
+    limit: int,
+    offset: int = 0,
+) -> tuple[int, list[RejectedRecord]]:
+    """The total and one page of rejected records (one table's if ``table``), newest first."""
+    try:
+        path = rejected_path(data_dir, client_id, integration)
+    except NameTooLong:
+        return 0, []
+    clause, params = ("WHERE table_name = ? ", [table]) if table is not None else ("", [])
+    async with _read_only(path) as db:
+        if db is None:
+            return 0, []
+        (total,) = next(
+            iter(
+                await db.execute_fetchall(
+                    f"SELECT count(*) FROM {q(REJECTED_TABLE)} {clause}", params
+                )
+            )
+        )
+        page = await db.execute_fetchall(
+            "SELECT _sdc_rejected_at, table_name, reason, record "
+            f"FROM {q(REJECTED_TABLE)} {clause}ORDER BY rowid DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+    return int(total), [
+        RejectedRecord(at, name, why, json.loads(raw)) for at, name, why, raw in page
+    ]
 
 
 async def count_rows(data_dir: Path, client_id: int, integration: str, table: str) -> int:

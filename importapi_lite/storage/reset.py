@@ -24,12 +24,13 @@ async def reset_client(store: Store, client_id: int) -> bool:
 
 
 async def reset_table(store: Store, client_id: int, integration: str, table: str) -> bool:
-    """Delete a top-level table, its subtables and its rejected records; False if it had none."""
+    """Delete a top-level table, its subtables and its rejected records; False if it had none.
+
+    A table whose every record was rejected (its name too long, say) has no file, only those.
+    """
     try:
-        path = table_path(store.data_dir, client_id, integration, table)
+        removed = await store.remove(table_path(store.data_dir, client_id, integration, table))
     except NameTooLong:
-        return False
-    removed = await store.remove(path)
-    if removed:
-        await store.forget_rejections(client_id, integration, table)
-    return removed
+        removed = False
+    forgotten = await store.forget_rejections(client_id, integration, table)
+    return removed or forgotten

@@ -16,6 +16,7 @@
   const $ = (id) => document.getElementById(id);
   let token = null;
   let browsing = null; // {client_id, integration, table, offset}
+  let inspecting = null; // the rejected records shown: {client_id, integration, table, offset}
   let timer = null;
 
   class ApiError extends Error {
@@ -70,8 +71,12 @@
     return encodeURIComponent(String(name));
   }
 
+  function integrationPath(client_id, integration) {
+    return `/clients/${segment(client_id)}/integrations/${segment(integration)}`;
+  }
+
   function tablePath(client_id, integration, table) {
-    return `/clients/${segment(client_id)}/integrations/${segment(integration)}/tables/${segment(table)}`;
+    return `${integrationPath(client_id, integration)}/tables/${segment(table)}`;
   }
 
   // --- the API ------------------------------------------------------------------------------
@@ -126,12 +131,14 @@
   function signOut(reason) {
     token = null;
     browsing = null;
+    inspecting = null;
     sessionStorage.removeItem(TOKEN_KEY);
     clearInterval(timer);
     timer = null;
     $("login").hidden = false;
     $("app").hidden = true;
     $("browser").hidden = true;
+    $("rejected-browser").hidden = true;
     for (const id of ["logout", "refresh", "auto-label"]) $(id).hidden = true;
     $("connection").textContent = "not signed in";
     showMessage(reason || "");
@@ -147,6 +154,7 @@
     try {
       await Promise.all([loadTables(), loadJournal(), loadFaults()]);
       if (browsing) await loadRows();
+      if (inspecting) await loadRejected();
       if (token) showMessage("");
     } catch (error) {
       if (token) showMessage(`Could not load: ${error.message}`);
@@ -158,11 +166,12 @@
   async function loadTables() {
     const { clients } = await api("GET", "/clients");
     const rows = [];
+    const rejecting = []; // integrations with rejected records: their reasons are shown below
     for (const client of clients) {
       for (const integration of client.integrations) {
         const where = [client.client_id, integration.name, integration.state ?? "no token"];
         if (integration.tables.length === 0) {
-          rows.push(el("tr", "", ...where.map((v) => cell(v)), cell("no tables", "muted"), cell("")));
+          rows.push(el("tr", "", ...where.map((v) => cell(v)), cell("no tables", "muted"), cell(""), cell("")));
         }
         for (const table of integration.tables) {
           rows.push(tableRow(where, client.client_id, integration.name, table, ""));
@@ -170,11 +179,13 @@
             rows.push(tableRow(where, client.client_id, integration.name, sub, "sub"));
           }
         }
+        if (integration.tables.some((t) => t.rejected > 0)) rejecting.push([client.client_id, integration.name]);
       }
     }
     replaceRows($("tables").tBodies[0], rows);
     $("tables").hidden = rows.length === 0;
     $("tables-empty").hidden = rows.length > 0;
+    await loadReasons(rejecting);
   }
 
   function tableRow(where, client_id, integration, table, className) {
@@ -183,7 +194,73 @@
     const name = el("td", className, open);
     const count = cell(table.rows, "num");
     count.dataset.rowsOf = table.name;
-    return el("tr", "", ...where.map((v) => cell(v)), name, count);
+    const rejected = rejectedCell(client_id, integration, table.name, table.rejected);
+    return el("tr", "", ...where.map((v) => cell(v)), name, count, rejected);
+  }
+
+  // A count of rejected records; when there are any, a button that lists them.
+  function rejectedCell(client_id, integration, table, count) {
+    if (count === undefined) return cell(""); // a subtable: its rejections count for its table
+    if (count === 0) return cell(0, "num");
+    const open = button(count, () => inspect(client_id, integration, table), "link");
+    const td = el("td", "num warn", open);
+    td.dataset.rejectedOf = table;
+    return td;
+  }
+
+  // --- rejected records ---------------------------------------------------------------------
+
+  async function loadReasons(integrations) {
+    const rows = [];
+    for (const [client_id, integration] of integrations) {
+      const { reasons } = await api("GET", `${integrationPath(client_id, integration)}/rejected?limit=1`);
+      for (const reason of reasons) {
+        const row = el(
+          "tr",
+          "",
+          cell(client_id),
+          cell(integration),
+          el("td", "", button(reason.table_name, () => inspect(client_id, integration, reason.table_name), "link")),
+          cell(reason.count, "num warn"),
+          cell(reason.last_rejected_at, "mono"),
+          cell(reason.reason),
+        );
+        row.dataset.reasonOf = reason.table_name;
+        rows.push(row);
+      }
+    }
+    replaceRows($("reasons").tBodies[0], rows);
+    $("rejected-section").hidden = rows.length === 0;
+  }
+
+  function inspect(client_id, integration, table) {
+    inspecting = { client_id, integration, table, offset: 0 };
+    $("rejected-browser").hidden = false;
+    loadRejected().catch((error) => showMessage(`Could not load rejections: ${error.message}`));
+    $("rejected-browser").scrollIntoView({ block: "start" });
+  }
+
+  async function loadRejected() {
+    const current = inspecting;
+    const query = `?table=${segment(current.table)}&limit=${PAGE_SIZE}&offset=${current.offset}`;
+    const page = await api("GET", `${integrationPath(current.client_id, current.integration)}/rejected${query}`);
+    if (inspecting !== current) return;
+    $("rejected-title").textContent = `${current.client_id} / ${current.integration} / ${current.table}`;
+    const rows = page.records.map((r) =>
+      el("tr", "", cell(r.rejected_at, "mono"), cell(r.reason), el("td", "", el("pre", "", JSON.stringify(r.record)))),
+    );
+    replaceRows($("rejected-records").tBodies[0], rows);
+    const first = page.total === 0 ? 0 : page.offset + 1;
+    const last = page.offset + page.records.length;
+    $("rejected-info").textContent = `records ${first}–${last} of ${page.total}, newest first`;
+    $("rejected-prev").disabled = page.offset === 0;
+    $("rejected-next").disabled = last >= page.total;
+  }
+
+  function turnRejectedPage(direction) {
+    if (!inspecting) return;
+    inspecting = { ...inspecting, offset: Math.max(0, inspecting.offset + direction * PAGE_SIZE) };
+    loadRejected().catch((error) => showMessage(`Could not load rejections: ${error.message}`));
   }
 
   // --- the table browser --------------------------------------------------------------------
@@ -354,6 +431,12 @@
     $("browser-close").addEventListener("click", () => {
       browsing = null;
       $("browser").hidden = true;
+    });
+    $("rejected-prev").addEventListener("click", () => turnRejectedPage(-1));
+    $("rejected-next").addEventListener("click", () => turnRejectedPage(1));
+    $("rejected-close").addEventListener("click", () => {
+      inspecting = null;
+      $("rejected-browser").hidden = true;
     });
     $("fault-form").addEventListener("submit", addFault);
     $("faults-clear").addEventListener("click", () => act(() => api("DELETE", "/faults")));
