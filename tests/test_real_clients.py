@@ -1,94 +1,44 @@
 """The official clients, unchanged, against a real server: stitchclient 1.0.1, target-stitch 4.0.3.
 
-Both live in their own virtualenv (``tests/clients/install.sh``, built on first use into
-``.venv-clients``; see ``tests/clients/NOTES.md`` for why never the server's venv) and run as
-subprocesses, so the server is reached over real TCP exactly as in production.
+Both live in one virtualenv of their own (``.venv-clients``, built on first use by
+``tests/clients/install.sh`` with the other clients' venvs; see ``tests/clients/NOTES.md`` for why
+never the server's venv) and run as subprocesses, so the server is reached over real TCP exactly
+as in production. Older clients: ``test_old_clients.py``; a Singer SDK tap piped into
+target-stitch: ``test_singer_sdk_pipeline.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .clients.harness import (
+    CLIENTS,
+    STITCHCLIENT_NESTED,
+    STITCHCLIENT_ROWS,
+    TARGET_STITCH_4,
+    batch_urls_config,
+    install_clients,
+    run,
+    singer_stream,
+    write_config,
+)
 from .conftest import CLIENT_ID, db_rows, rejected_rows, table_meta
 
-CLIENTS = Path(__file__).resolve().parent / "clients"
-REPO = CLIENTS.parents[1]
-CLIENTS_VENV = Path(os.environ.get("IMPORTAPI_LITE_CLIENTS_VENV", REPO / ".venv-clients"))
+pytestmark = pytest.mark.clients
 
 
 @pytest.fixture(scope="session")
 def clients_bin() -> Path:
-    result = subprocess.run(
-        ["bash", str(CLIENTS / "install.sh"), str(CLIENTS_VENV)], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout + result.stderr)
-    assert result.returncode == 0, "installing the official clients failed"
-    return CLIENTS_VENV / "bin"
-
-
-async def run(*args: str | Path, stdin: str = "", timeout: float = 120) -> tuple[int, str, str]:
-    """Run a client without blocking the event loop the server under test runs on."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    process = await asyncio.create_subprocess_exec(
-        *map(str, args),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return install_clients()[TARGET_STITCH_4]
 
 
 def singer_config(tmp_path: Path, client: Any, token: str) -> Path:
     url = str(client.make_url("/v2/import/batch"))
-    config = {
-        "client_id": CLIENT_ID,
-        "token": token,
-        "small_batch_url": url,
-        "big_batch_url": url,
-        "batch_size_preferences": {},
-        "disable_collection": True,  # no usage ping: all traffic stays on 127.0.0.1
-    }
-    path = tmp_path / "target-config.json"
-    path.write_text(json.dumps(config))
-    return path
-
-
-def singer_stream(version: int, ids: list[int], schema: dict[str, Any] | None = None) -> str:
-    schema = schema or {
-        "type": "object",
-        "properties": {"id": {"type": "integer"}, "name": {"type": ["null", "string"]}},
-    }
-    lines: list[dict[str, Any]] = [
-        {"type": "SCHEMA", "stream": "accounts", "schema": schema, "key_properties": ["id"]},
-        {"type": "ACTIVATE_VERSION", "stream": "accounts", "version": version},
-    ]
-    lines += [
-        {
-            "type": "RECORD",
-            "stream": "accounts",
-            "record": {"id": i, "name": f"a{i}-v{version}"},
-            "version": version,
-            "time_extracted": "2026-11-01T00:00:00.000000Z",
-        }
-        for i in ids
-    ]
-    lines += [
-        {"type": "ACTIVATE_VERSION", "stream": "accounts", "version": version},
-        {"type": "STATE", "value": {"bookmarks": {"accounts": {"version": version}}}},
-    ]
-    return "\n".join(json.dumps(line) for line in lines) + "\n"
+    return write_config(tmp_path, batch_urls_config(url, token, CLIENT_ID))
 
 
 async def test_stitchclient_pushes_transit_and_the_typed_rows_land(
@@ -99,21 +49,11 @@ async def test_stitchclient_pushes_transit_and_the_typed_rows_land(
         clients_bin / "python", CLIENTS / "stitchclient_push.py", url, token, CLIENT_ID
     )
     assert code == 0, err
-    assert db_rows(settings, "pc") == [
-        {
-            "id": i,
-            "at": "2026-01-02T03:04:05.000000Z",
-            "price": "12.345",
-            "big": 2**60 + i,
-            "uid": f"00000000-0000-0000-0000-00000000000{i}",
-            "ok": int(i % 2 == 0),
-        }
-        for i in range(3)
-    ]
+    assert db_rows(settings, "pc") == STITCHCLIENT_ROWS
     nested = db_rows(settings, "pc__nested__k", system=True)
-    assert [(r["_sdc_source_key_id"], r["_sdc_level_0_id"], r["value"]) for r in nested] == [
-        (i, n, n + 1) for i in range(3) for n in range(3)
-    ]
+    assert [
+        (r["_sdc_source_key_id"], r["_sdc_level_0_id"], r["value"]) for r in nested
+    ] == STITCHCLIENT_NESTED
 
 
 async def test_stitchclient_sees_a_rejection_as_an_error(

@@ -1,22 +1,26 @@
-"""Push three records to an Import API push URL with the official `stitchclient` 1.0.1.
+"""Push three records to an Import API push URL with an official Python stitch client.
 
 Usage: ``python stitchclient_push.py URL TOKEN CLIENT_ID``, where URL is the full push URL
-(e.g. ``http://127.0.0.1:PORT/v2/import/push``) and ``python`` is the clients venv built by
-``install.sh`` (stitchclient must not go into the server's venv: its vendored ``transit``
-package overwrites transit-python2, see NOTES.md).
+(e.g. ``http://127.0.0.1:PORT/v2/import/push``) and ``python`` is a client venv built by
+``install.sh``: stitchclient 1.0.1's (``.venv-clients``) or python-stitch-client 0.8.0.post1's.
+Neither client may go into the server's venv: both install a top-level ``transit`` package, see
+NOTES.md. The two take the URL under different names: 1.0.1 as ``override_stitch_url``, 0.8 as
+``stitch_url``; the script passes whichever the installed ``Client`` has.
 
-The records match /work/shared/wire/stitchclient-1.0.1-push.transit.json byte for byte: table
-``pc``, key ``["id"]``, a tz-aware datetime, a Decimal, an int above 2^53, a UUID, a bool and a
-nested object holding a list. The client itself is used unchanged; the only shim is aliasing the
-``collections.abc`` names onto ``collections``, which its vendored Transit writer needs on
-Python 3.10+. Exit 0 when the server acknowledged every record (status < 300), else 1 with the
-error on stderr. stitchclient sets no timeout: run this under a subprocess timeout.
+The records match /work/shared/wire/stitchclient-1.0.1-push.transit.json byte for byte (0.8's
+Transit, from transit-python2, encodes them the same): table ``pc``, key ``["id"]``, a tz-aware
+datetime, a Decimal, an int above 2^53, a UUID, a bool and a nested object holding a list. The
+client itself is used unchanged; the only shim is aliasing the ``collections.abc`` names onto
+``collections``, which stitchclient 1.0.1's vendored Transit writer needs on Python 3.10+. Exit 0
+when the server acknowledged every record (status < 300), else 1 with the error on stderr. Neither
+client sets a timeout: run this under a subprocess timeout.
 """
 
 import collections
 import collections.abc
 import datetime
 import decimal
+import inspect
 import os
 import sys
 import uuid
@@ -68,9 +72,9 @@ def main(argv: list[str]) -> int:
     url, token, client_id = argv[1:]
     acked: list[object] = []
     try:
-        client = Client(
-            int(client_id), token, override_stitch_url=url, callback_function=acked.extend
-        )
+        parameters = inspect.signature(Client).parameters
+        url_keyword = "override_stitch_url" if "override_stitch_url" in parameters else "stitch_url"
+        client = Client(int(client_id), token, callback_function=acked.extend, **{url_keyword: url})
         batch = records()
         for i, record in enumerate(batch):
             client.push(record, i)  # buffered: nothing is sent before flush()
