@@ -35,14 +35,14 @@ from report import Row, median
 from servers import INTEGRATION
 from workload import CLIENT_ID, TIMESTAMP, batch_body, records
 
-from importapi_lite.codec import JSON, decode_body
+from importapi_lite.ingest.codec import JSON, decode_body
+from importapi_lite.ingest.validation import parse_batch
 from importapi_lite.models import TableBatch
-from importapi_lite.storage import Store
-from importapi_lite.storage.loading import now_text, plan_load
-from importapi_lite.storage.paths import table_path
-from importapi_lite.storage.shape import parse_timestamp
-from importapi_lite.storage.staging import stage_plan
-from importapi_lite.validation import parse_batch
+from importapi_lite.plan.plans import now_text, plan_load
+from importapi_lite.plan.shape import parse_timestamp
+from importapi_lite.store.sqlite import Store
+from importapi_lite.store.sqlite.paths import table_path
+from importapi_lite.store.sqlite.staging import stage_plan
 
 SHAPE_RECORDS = 5_000  # per body of the loading-model cases (fewer with --quick's sizes)
 PHASES = ("decode", "validation", "plan", "staging", "move", "bare", "floor")

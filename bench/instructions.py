@@ -39,9 +39,9 @@ PLAN_RECORDS = 2_000
 
 PLAN_SCRIPT = """
 import json, sys
-from importapi_lite.codec import JSON, decode_body
-from importapi_lite.validation import parse_batch
-from importapi_lite.storage.loading import plan_load
+from importapi_lite.ingest.codec import JSON, decode_body
+from importapi_lite.ingest.validation import parse_batch
+from importapi_lite.plan.plans import plan_load
 
 passes, records = int(sys.argv[1]), int(sys.argv[2])
 schema = {"type": "object", "properties": {

@@ -8,11 +8,16 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .admin.dashboard import DASHBOARD_PREFIX, dashboard_app
-from .admin.faults import Faults
-from .admin.journal import Journal
 from .admin.routes import ADMIN_PREFIX, admin_app
-from .budget import ByteBudget
-from .keys import (
+from .ingest.workers import Preparer
+from .observe.faults import Faults
+from .observe.journal import Journal
+from .settings import Settings
+from .store.sqlite import Store
+from .store.sqlite.admin_token import AdminToken
+from .store.sqlite.tokens import TokenStore
+from .web.budget import ByteBudget
+from .web.keys import (
     admin_token_key,
     body_budget_key,
     faults_key,
@@ -24,13 +29,8 @@ from .keys import (
     tokens_key,
     uploads_key,
 )
-from .middleware import end_uploads, middlewares
-from .offload import Preparer
-from .routes import setup_routes
-from .settings import Settings
-from .storage import Store
-from .storage.admin_token import AdminToken
-from .storage.tokens import TokenStore
+from .web.middleware import end_uploads, middlewares
+from .web.routes import setup_routes
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__, store_commands
 from .settings import DURABILITY, REGIONS, Settings
-from .storage.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
+from .store.sqlite.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
 
 DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
 DEV_TOKEN_FILE = "dev-token"  # a file name, not a secret  # nosec B105
@@ -290,8 +290,8 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
 
     from .admin.routes import ADMIN_PREFIX
     from .app import create_app
-    from .keys import preparer_key
-    from .offload import GC_YOUNG_THRESHOLD
+    from .ingest.workers import GC_YOUNG_THRESHOLD
+    from .web.keys import preparer_key
 
     url = f"http://{settings.host}:{settings.port}"
     admin_hint = (

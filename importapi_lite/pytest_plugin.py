@@ -230,7 +230,7 @@ class ServerThread:
 @pytest.fixture(scope="session")
 def importapi_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImportApiServer]:
     """The session's one server; prefer ``importapi_server``, which also resets it per test."""
-    from .storage.tokens import TokenStore
+    from .store.sqlite.tokens import TokenStore
 
     data_dir = tmp_path_factory.mktemp("importapi-lite")
     tokens = TokenStore(data_dir)

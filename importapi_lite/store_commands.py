@@ -13,8 +13,8 @@ import json
 import sys
 
 from .settings import Settings
-from .storage import Store, reading, reset
-from .storage.admin_token import ensure_admin_token
+from .store.sqlite import Store, reading, reset
+from .store.sqlite.admin_token import ensure_admin_token
 
 
 class CommandError(Exception):

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings, create_app
-from importapi_lite.storage.paths import REJECTED_TABLE, integration_dir, table_path
-from importapi_lite.storage.tokens import DEFAULT_INTEGRATION, TokenStore
+from importapi_lite.store.sqlite.paths import REJECTED_TABLE, integration_dir, table_path
+from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION, TokenStore
 
 CLIENT_ID = 7723
 JSON = "application/json"

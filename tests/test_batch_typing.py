@@ -19,12 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importapi_lite.codec import JSON, decode_body
-from importapi_lite.storage import Store
-from importapi_lite.storage.paths import integration_dir
-from importapi_lite.storage.reading import table_files
-from importapi_lite.storage.tokens import DEFAULT_INTEGRATION
-from importapi_lite.validation import parse_batch
+from importapi_lite.ingest.codec import JSON, decode_body
+from importapi_lite.ingest.validation import parse_batch
+from importapi_lite.store.sqlite import Store
+from importapi_lite.store.sqlite.paths import integration_dir
+from importapi_lite.store.sqlite.reading import table_files
+from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID, Api, db_path, db_rows, rejected_rows
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from importapi_lite.budget import ByteBudget
+from importapi_lite.web.budget import ByteBudget
 
 
 async def holder(budget: ByteBudget, size: int, log: list[str], name: str, release: asyncio.Event):

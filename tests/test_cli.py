@@ -15,7 +15,7 @@ import pytest
 
 from importapi_lite.cli import main
 from importapi_lite.settings import MAX_BODY_BYTES_CEILING, Settings
-from importapi_lite.storage.tokens import TOKENS_FILE, TokenStore, hash_secret
+from importapi_lite.store.sqlite.tokens import TOKENS_FILE, TokenStore, hash_secret
 
 SECRET = re.compile(r"[0-9a-f]{64}")
 

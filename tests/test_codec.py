@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from importapi_lite.codec import JSON, TRANSIT, decode_body, decode_json, decode_transit
 from importapi_lite.errors import MalformedBody
+from importapi_lite.ingest.codec import JSON, TRANSIT, decode_body, decode_json, decode_transit
 
 UTC = dt.UTC
 WIRE = Path(__file__).resolve().parent / "wire"

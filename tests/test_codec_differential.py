@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from transit import transit_types
 from transit.writer import Writer
 
-from importapi_lite.codec import (
+from importapi_lite.errors import MalformedBody
+from importapi_lite.ingest.codec import (
     _FAST_JSON,
     JSON,
     TRANSIT,
@@ -35,7 +36,6 @@ from importapi_lite.codec import (
     decode_body,
     decode_json,
 )
-from importapi_lite.errors import MalformedBody
 
 CASES = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 

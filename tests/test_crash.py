@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from importapi_lite.storage.paths import integration_dir, table_path
-from importapi_lite.storage.tokens import DEFAULT_INTEGRATION, TokenStore
+from importapi_lite.store.sqlite.paths import integration_dir, table_path
+from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION, TokenStore
 
 from .conftest import JSON, bench_script, record
 

@@ -36,10 +36,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from transit.writer import Writer
 
-from importapi_lite.codec import decode_body
+from importapi_lite.ingest.codec import decode_body
 from importapi_lite.pytest_plugin import ServerThread
-from importapi_lite.storage.paths import REJECTED_TABLE, NameTooLong, integration_dir, table_path
-from importapi_lite.storage.tokens import DEFAULT_INTEGRATION, TokenStore
+from importapi_lite.store.sqlite.paths import (
+    REJECTED_TABLE,
+    NameTooLong,
+    integration_dir,
+    table_path,
+)
+from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION, TokenStore
 
 from .conftest import CLIENT_ID, JSON, TRANSIT
 

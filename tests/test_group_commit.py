@@ -15,9 +15,9 @@ from typing import Any
 from importapi_lite import Settings, create_app
 from importapi_lite.errors import ServiceUnavailable
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.storage import Store
-from importapi_lite.storage.paths import table_path
-from importapi_lite.storage.tokens import DEFAULT_INTEGRATION
+from importapi_lite.store.sqlite import Store
+from importapi_lite.store.sqlite.paths import table_path
+from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID, Api, db_path, db_rows, make_token, record
 

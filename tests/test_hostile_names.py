@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings
-from importapi_lite.storage.paths import NameTooLong
+from importapi_lite.store.sqlite.paths import NameTooLong
 
 from .conftest import CLIENT_ID, Api, db_path, db_rows, record, rejected_rows
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings, create_app
-from importapi_lite.admin.journal import MAX_ERROR_BODY_CHARS, Journal, error_body
-from importapi_lite.storage.admin_token import ensure_admin_token
+from importapi_lite.observe.journal import MAX_ERROR_BODY_CHARS, Journal, error_body
+from importapi_lite.store.sqlite.admin_token import ensure_admin_token
 
 from .conftest import CLIENT_ID, Api, make_token, record
 from .test_admin import Admin

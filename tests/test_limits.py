@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings, create_app
-from importapi_lite.keys import store_key
+from importapi_lite.web.keys import store_key
 
 from .conftest import Api, db_path, db_rows, make_token, record
 

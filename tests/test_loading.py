@@ -10,8 +10,7 @@ from decimal import Decimal
 import pytest
 
 from importapi_lite.models import ActivateVersion, TableBatch, Upsert
-from importapi_lite.storage import sql
-from importapi_lite.storage.loading import (
+from importapi_lite.plan.plans import (
     KEY_MISMATCH,
     MAX_COLUMNS,
     MAX_TABLE_NAME_LENGTH,
@@ -23,7 +22,9 @@ from importapi_lite.storage.loading import (
     plan_load,
     raw_record,
 )
-from importapi_lite.storage.shape import SQL_TYPES, utc_text
+from importapi_lite.plan.shape import utc_text
+from importapi_lite.store.sqlite import sql
+from importapi_lite.store.sqlite.sql import SQL_TYPES
 
 RECEIVED = "2024-01-01T00:00:00.000000Z"
 BATCHED = "2024-01-01T00:00:01.000000Z"
@@ -531,7 +532,7 @@ def test_now_text_is_the_time_now_as_utc_text():
     ],
 )
 def test_now_text_writes_each_second_and_microsecond(monkeypatch, nanoseconds):
-    monkeypatch.setattr("importapi_lite.storage.loading.time.time_ns", lambda: nanoseconds)
+    monkeypatch.setattr("importapi_lite.plan.plans.time.time_ns", lambda: nanoseconds)
     expected = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
         microseconds=nanoseconds // 1000
     )

@@ -412,7 +412,7 @@ async def test_the_readme_example_produces_exactly_the_rows_it_shows(
     api: Api, settings: Any
 ) -> None:
     example = (REPO / "examples" / "customers.push.json").read_text()
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "loading-model.md").read_text()
     assert example.strip() in readme
     assert (await api.push(json.loads(example))).status == 201
     queries = re.findall(r"^\$ sqlite3 -header customers\.sqlite3 '(.*)'$", readme, re.MULTILINE)

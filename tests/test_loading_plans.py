@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.storage.loading import LoadPlan, RowsStep, cells, plan_load
-from importapi_lite.storage.shape import parse_timestamp, utc_text
-from importapi_lite.storage.sql import PRIMARY_KEY, RECEIVED_AT, source_key_column
+from importapi_lite.plan.plans import LoadPlan, RowsStep, cells, plan_load
+from importapi_lite.plan.shape import parse_timestamp, utc_text
+from importapi_lite.store.sqlite.sql import PRIMARY_KEY, RECEIVED_AT, source_key_column
 
 RECEIVED = "2024-01-01T00:00:00.000000Z"
 NAMES = ["a", "b", "A", "_x", "a__st", "_sdc_x", "id"]

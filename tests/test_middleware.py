@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings, create_app
-from importapi_lite.storage.tokens import TokenStore
+from importapi_lite.store.sqlite.tokens import TokenStore
 
 from .conftest import CLIENT_ID, Api, db_rows, make_token, record
 

@@ -23,10 +23,10 @@ import pytest
 from transit.writer import Writer
 
 from importapi_lite import Settings, create_app
-from importapi_lite.keys import preparer_key
+from importapi_lite.ingest.workers import STAGING_DIR
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.offload import STAGING_DIR
-from importapi_lite.storage.loading import plan_load, rebase
+from importapi_lite.plan.plans import plan_load, rebase
+from importapi_lite.web.keys import preparer_key
 
 from .conftest import TRANSIT, Api, db_rows, make_token, record
 
@@ -223,7 +223,7 @@ async def test_plans_for_a_layout_that_only_grew_since_load_without_planning_aga
         batch("t", [upsert(1, {"id": n, f"c{n}": n})] * 200, KEYED, key_names=["id"])
         for n in range(6)
     ]
-    with caplog.at_level(logging.DEBUG, logger="importapi_lite.handlers.loading"):
+    with caplog.at_level(logging.DEBUG, logger="importapi_lite.ingest.pipeline"):
         replies = await asyncio.gather(*(api.batch(b) for b in bodies))
     assert [r.status for r in replies] == [201] * 6
     assert "planned for a layout that changed" not in caplog.text
@@ -243,7 +243,7 @@ async def test_plans_that_no_longer_hold_are_made_again(
         batch("t", [upsert(1, {"id": n, "v": value})] * 200, KEYED, key_names=["id"])
         for n, value in enumerate([1, "x"])
     ]
-    with caplog.at_level(logging.DEBUG, logger="importapi_lite.handlers.loading"):
+    with caplog.at_level(logging.DEBUG, logger="importapi_lite.ingest.pipeline"):
         replies = await asyncio.gather(*(api.batch(b) for b in bodies))
     assert [r.status for r in replies] == [201] * 2
     assert "planned for a layout that changed" in caplog.text

@@ -8,7 +8,7 @@ import re
 import sqlite3
 from typing import Any
 
-from importapi_lite.storage.paths import table_path
+from importapi_lite.store.sqlite.paths import table_path
 
 from .conftest import (
     CLIENT_ID,

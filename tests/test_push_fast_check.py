@@ -13,13 +13,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importapi_lite.validation.common import (
+from importapi_lite.ingest.validation.common import (
     MAX_DATA_POINTS,
     MAX_KEY_LENGTH,
     MAX_SEQUENCE,
     MIN_SEQUENCE,
 )
-from importapi_lite.validation.push import FIELDS, _is_plain_upsert, record_problems
+from importapi_lite.ingest.validation.push import FIELDS, _is_plain_upsert, record_problems
 
 from .conftest import CLIENT_ID
 

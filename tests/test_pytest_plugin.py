@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+PAGE = (Path(__file__).resolve().parents[1] / "docs" / "pytest-plugin.md").read_text()
 
 
 def readme_example() -> str:
-    section = README.split("## Testing with it: the pytest plugin", 1)[1]
+    section = PAGE.split("# Testing with it: the pytest plugin", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match is not None
     return match.group(1)

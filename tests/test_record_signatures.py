@@ -13,7 +13,7 @@ import jsonschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importapi_lite.validation.batch import _RecordValidator, _types_decide, flat_types
+from importapi_lite.ingest.validation.batch import _RecordValidator, _types_decide, flat_types
 
 NAMES = ["a", "b", "c"]
 scalar_schemas = st.sampled_from(

@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from importapi_lite.validation.batch import _RecordValidator
+from importapi_lite.ingest.validation.batch import _RecordValidator
 
 SCHEMAS: list[dict[str, Any]] = [
     {"type": "object", "properties": {"id": {"type": "integer"}}},

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from importapi_lite.rejection_log import MAX_KNOWN, RejectionLog
+from importapi_lite.observe.rejection_log import MAX_KNOWN, RejectionLog
 from importapi_lite.settings import Settings
-from importapi_lite.storage.admin_token import ensure_admin_token
+from importapi_lite.store.sqlite.admin_token import ensure_admin_token
 
 from .conftest import CLIENT_ID, Api, record
 from .test_admin import Admin
@@ -127,7 +127,7 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "importapi_lite.rejection_log" and r.levelno == logging.WARNING
+        if r.name == "importapi_lite.observe.rejection_log" and r.levelno == logging.WARNING
     ]
 
 
@@ -219,7 +219,7 @@ class CaptureWarnings(logging.Handler):
 
     def __enter__(self) -> list[str]:
         self.lines: list[str] = []
-        self.logger = logging.getLogger("importapi_lite.rejection_log")
+        self.logger = logging.getLogger("importapi_lite.observe.rejection_log")
         self.logger.addHandler(self)
         self.level_before = self.logger.level
         self.logger.setLevel(logging.WARNING)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from importapi_lite.errors import BatchInvalid
-from importapi_lite.validation import parse_batch, patterns
-from importapi_lite.validation.batch import _RecordValidator
+from importapi_lite.ingest.validation import parse_batch, patterns
+from importapi_lite.ingest.validation.batch import _RecordValidator
 
 STALL = "a" * 40 + "!"  # exponential for ^(a|a)+$, in regex as in re
 

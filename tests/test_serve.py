@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from importapi_lite.storage.paths import table_path
+from importapi_lite.store.sqlite.paths import table_path
 
 
 def free_port() -> int:
@@ -224,6 +224,9 @@ def test_serve_logs_a_warning_when_it_rejects_records(server: tuple) -> None:
 
     line = process.stdout.readline()
 
-    assert " WARNING importapi_lite.rejection_log: rejected 1 record(s) of table 'people'" in line
+    assert (
+        " WARNING importapi_lite.observe.rejection_log: rejected 1 record(s) of table 'people'"
+        in line
+    )
     assert "'Field _sdc_received_at collides with a system column'" in line
     assert '"now"' not in line and token not in line  # never the record, never the token

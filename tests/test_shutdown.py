@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiohttp
 
-from importapi_lite.storage.paths import table_path
-from importapi_lite.storage.tokens import DEFAULT_INTEGRATION
+from importapi_lite.store.sqlite.paths import table_path
+from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
 
 from .test_crash import load_crash
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from importapi_lite.storage.paths import (
+from importapi_lite.store.sqlite.paths import (
     DB_SUFFIX,
     MAX_FILE_NAME_BYTES,
     NameTooLong,

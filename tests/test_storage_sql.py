@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from importapi_lite.storage import sql
-from importapi_lite.storage.shape import SQL_TYPES
+from importapi_lite.store.sqlite import sql
+from importapi_lite.store.sqlite.sql import SQL_TYPES
 
 SYSTEM_TYPES = {
     sql.SEQUENCE: "INTEGER",

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from importapi_lite.storage.tokens import (
+from importapi_lite.store.sqlite.tokens import (
     DEFAULT_INTEGRATION,
     MAX_ACTIVE_TOKENS,
     TOKENS_FILE,

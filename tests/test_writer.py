@@ -17,9 +17,9 @@ import aiosqlite
 import pytest
 
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.storage import Store, writer
-from importapi_lite.storage.paths import table_path
-from importapi_lite.storage.tokens import DEFAULT_INTEGRATION
+from importapi_lite.store.sqlite import Store, writer
+from importapi_lite.store.sqlite.paths import table_path
+from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID
 

@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AdminError, AdminNotFound
-from ..keys import faults_key, journal_key
-from ..responses import json_response
+from ..web.keys import faults_key, journal_key
+from ..web.responses import json_response
 
 _WHOLE = re.compile(r"[0-9]+")  # str.isdigit() would also take "²", which int() refuses
 

@@ -18,10 +18,10 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AdminError, AdminNotFound, AdminNotReady
-from ..keys import store_key, tokens_key
-from ..responses import json_response
-from ..storage import reading, reset
-from ..storage.reading import TableSummary, UnknownColumn
+from ..store.sqlite import reading, reset
+from ..store.sqlite.reading import TableSummary, UnknownColumn
+from ..web.keys import store_key, tokens_key
+from ..web.responses import json_response
 from .openapi import OPENAPI
 
 DEFAULT_LIMIT = 100

@@ -22,7 +22,7 @@ from ..errors import (
     AdminUnauthorized,
     ImportApiError,
 )
-from ..keys import admin_token_key, tokens_key
+from ..web.keys import admin_token_key, tokens_key
 from . import control, handlers
 
 ADMIN_PREFIX = "/_importapi/v1"

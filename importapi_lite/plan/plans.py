@@ -22,6 +22,16 @@ from types import MappingProxyType
 from typing import Any
 
 from ..models import ActivateVersion, Message, TableBatch, Upsert
+from .names import (
+    BATCHED_AT,
+    EXTRACTED_AT,
+    PRIMARY_KEY,
+    RECEIVED_AT,
+    SEQUENCE,
+    TABLE_VERSION,
+    level_column,
+    source_key_column,
+)
 from .shape import (
     DECIMAL,
     DOUBLE,
@@ -38,16 +48,6 @@ from .shape import (
     resolve,
     shape,
     utc_text,
-)
-from .sql import (
-    BATCHED_AT,
-    EXTRACTED_AT,
-    PRIMARY_KEY,
-    RECEIVED_AT,
-    SEQUENCE,
-    TABLE_VERSION,
-    level_column,
-    source_key_column,
 )
 
 MAX_TABLE_NAME_LENGTH = 63  # PostgreSQL's, the destination modelled (SPEC §8)

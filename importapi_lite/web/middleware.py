@@ -21,10 +21,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from .admin.faults import Fault, tables_named_in
-from .admin.journal import error_body
-from .codec import decode_body
-from .errors import (
+from ..errors import (
     ConnectionNotActive,
     GatewayTimeout,
     ImportApiError,
@@ -38,6 +35,12 @@ from .errors import (
     TooManyRequests,
     Unauthorized,
 )
+from ..ingest.codec import decode_body
+from ..observe.faults import Fault, tables_named_in
+from ..observe.journal import error_body
+from ..plan.plans import now_text
+from ..settings import Settings
+from ..store.sqlite.tokens import Token
 from .keys import (
     body_budget_key,
     body_key,
@@ -56,9 +59,6 @@ from .keys import (
 )
 from .responses import batch_status, json_response, text_response
 from .routes import Endpoint, belongs_to_sub_app, endpoint_of
-from .settings import Settings
-from .storage.loading import now_text
-from .storage.tokens import Token
 
 logger = logging.getLogger(__name__)
 

@@ -33,16 +33,6 @@ SUFFIXES = {
     BOOLEAN: "bo",
     TIMESTAMP: "ti",
 }
-# Declared SQLite types. Each keeps the affinity that stores our values unchanged: anything
-# containing "TEXT" has TEXT affinity, so decimal and timestamp text is never turned into a REAL.
-SQL_TYPES = {
-    INTEGER: "INTEGER",
-    DOUBLE: "REAL",
-    DECIMAL: "DECIMAL_TEXT",
-    STRING: "TEXT",
-    BOOLEAN: "BOOLEAN",
-    TIMESTAMP: "TIMESTAMP_TEXT",
-}
 INT64 = range(-(2**63), 2**63)
 SCALAR_VALUE = "value"  # the column of scalar array elements
 ARRAY_OF_ARRAYS = "value"  # the path step of arrays nested directly in arrays

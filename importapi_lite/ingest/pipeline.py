@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Sequence
 
 from aiohttp import web
 
-from ..codec import JSON, decode_body
-from ..keys import (
+from ..models import LoadResult, TableBatch
+from ..store.sqlite.staging import StagedLoad, StalePlan
+from ..store.sqlite.tokens import Token
+from ..web.keys import (
     body_key,
     load_results_key,
     media_type_key,
@@ -23,11 +25,9 @@ from ..keys import (
     store_key,
     token_key,
 )
-from ..models import LoadResult, TableBatch
-from ..offload import MAX_ATTEMPTS, Job, WorkerLost, remove_staged
-from ..storage.staging import StagedLoad, StalePlan
-from ..storage.tokens import Token
-from ..validation import parse_batch, parse_push
+from .codec import JSON, decode_body
+from .validation import parse_batch, parse_push
+from .workers import MAX_ATTEMPTS, Job, WorkerLost, remove_staged
 
 logger = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..codec import decode_body
-from ..keys import body_key, media_type_key, token_key
-from ..responses import batch_status
-from ..validation import parse_push
+from ..ingest.codec import decode_body
+from ..ingest.validation import parse_push
+from .keys import body_key, media_type_key, token_key
+from .responses import batch_status
 
 
 async def validate(request: web.Request) -> web.Response:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..responses import created
-from .loading import load_body
+from ..ingest.pipeline import load_body
+from .responses import created
 
 
 async def batch(request: web.Request) -> web.Response:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import __version__
-from ..keys import store_key
-from ..responses import json_response
+from .keys import store_key
+from .responses import json_response
 
 REVISION = "importapi-lite"  # Stitch reports a git revision here; ours names the product
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .codec import JSON, TRANSIT
-from .errors import BatchUnsupportedMediaType, ImportApiError, UnsupportedMediaType
-from .handlers import batch, push, status, validate
+from ..errors import BatchUnsupportedMediaType, ImportApiError, UnsupportedMediaType
+from ..ingest.codec import JSON, TRANSIT
+from . import batch, push, status, validate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

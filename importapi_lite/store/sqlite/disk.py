@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import ServiceUnavailable
+from ...errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

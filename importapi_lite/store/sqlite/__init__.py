@@ -27,11 +27,9 @@ from pathlib import Path
 
 import aiosqlite
 
-from ..models import LoadResult, TableBatch
-from ..rejection_log import RejectionLog
-from . import sql, writer
-from .disk import DiskHealth
-from .loading import (
+from ...models import LoadResult, TableBatch
+from ...observe.rejection_log import RejectionLog
+from ...plan.plans import (
     Layout,
     LoadPlan,
     Rejection,
@@ -39,6 +37,8 @@ from .loading import (
     raw_record,
     table_name_problem,
 )
+from . import sql, writer
+from .disk import DiskHealth
 from .paths import REJECTED_TABLE, NameTooLong, integration_dir, rejected_path, table_path
 from .staging import StagedLoad
 

@@ -34,7 +34,7 @@ from transit.rolling_cache import (
     is_cacheable,
 )
 
-from .errors import MalformedBody
+from ..errors import MalformedBody
 
 JSON = "application/json"
 TRANSIT = "application/transit+json"

@@ -27,11 +27,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..models import TableBatch
+from ..plan.plans import Layout
+from ..store.sqlite.paths import NameTooLong, table_path
+from ..store.sqlite.staging import StagedLoad, stage_batch
 from .codec import decode_body
-from .models import TableBatch
-from .storage.loading import Layout
-from .storage.paths import NameTooLong, table_path
-from .storage.staging import StagedLoad, stage_batch
 from .validation import parse_batch, parse_push
 
 logger = logging.getLogger(__name__)

@@ -11,22 +11,51 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Mapping, Sequence
 
+from ...plan.names import (
+    BATCHED_AT,
+    EXTRACTED_AT,
+    PRIMARY_KEY,
+    RECEIVED_AT,
+    SEQUENCE,
+    TABLE_VERSION,
+    level_column,
+    source_key_column,
+)
+from ...plan.shape import BOOLEAN, DECIMAL, DOUBLE, INTEGER, STRING, TIMESTAMP
+
+__all__ = [  # the loading model's column names, which every statement here uses
+    "BATCHED_AT",
+    "EXTRACTED_AT",
+    "PRIMARY_KEY",
+    "RECEIVED_AT",
+    "SEQUENCE",
+    "TABLE_VERSION",
+    "level_column",
+    "source_key_column",
+]
+
 META_TABLE = "_sdc_table_meta"
 COLUMNS_TABLE = "_sdc_columns"
 POINTS_TABLE = "_sdc_points"  # temp: the data points of one load step, in order
 
-SEQUENCE = "_sdc_sequence"
-TABLE_VERSION = "_sdc_table_version"
-RECEIVED_AT = "_sdc_received_at"
-BATCHED_AT = "_sdc_batched_at"
-EXTRACTED_AT = "_sdc_extracted_at"
-PRIMARY_KEY = "__sdc_primary_key"  # key-less tables only (SPEC §9 C15: two underscores)
 ORDINAL = "_sdc_ord"  # temp staging only: a data point's position in the load
 # Staging files (staging.py), attached as STAGED: rows by position (_sdc_row, from 1), in order.
 STAGED = "staged"
 STAGED_ROW = "_sdc_row"
 STAGED_PARENT = "parent"
 STAGED_POINTS = "points"
+
+# The SQLite type declared for each Stitch type. Each keeps the affinity that stores our values
+# unchanged: anything containing "TEXT" has TEXT affinity, so decimal and timestamp text is never
+# turned into a REAL.
+SQL_TYPES = {
+    INTEGER: "INTEGER",
+    DOUBLE: "REAL",
+    DECIMAL: "DECIMAL_TEXT",
+    STRING: "TEXT",
+    BOOLEAN: "BOOLEAN",
+    TIMESTAMP: "TIMESTAMP_TEXT",
+}
 
 SCHEMA_VERSION = 1  # PRAGMA user_version of the metadata tables below
 
@@ -37,14 +66,6 @@ def quote_identifier(name: str) -> str:
 
 
 q = quote_identifier
-
-
-def source_key_column(key: str) -> str:
-    return f"_sdc_source_key_{key}"
-
-
-def level_column(depth: int) -> str:
-    return f"_sdc_level_{depth}_id"
 
 
 def stage_table(index: int) -> str:

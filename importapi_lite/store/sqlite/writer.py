@@ -22,9 +22,8 @@ from typing import TypeVar
 
 import aiosqlite
 
-from ..models import ActivateVersion, TableBatch
-from . import sql
-from .loading import (
+from ...models import ActivateVersion, TableBatch
+from ...plan.plans import (
     CHILD_SYSTEM,
     PARENT_SYSTEM,
     Layout,
@@ -39,7 +38,7 @@ from .loading import (
     plan_load,
     rebase,
 )
-from .shape import SQL_TYPES
+from . import sql
 from .staging import StagedLoad, StalePlan
 
 T = TypeVar("T")
@@ -206,7 +205,7 @@ def _apply_ddl(db: sqlite3.Connection, plan: LoadPlan) -> None:
     for name in plan.new_tables:
         info = plan.layout[name]
         system = _system_columns(info)
-        sql_types = {c: SQL_TYPES[t] for c, t in info.columns.items()}
+        sql_types = {c: sql.SQL_TYPES[t] for c, t in info.columns.items()}
         db.execute(sql.create_table_sql(name, sql_types, info.key_columns, system))
         keys = json.dumps(list(info.key_names))
         db.execute(sql.INSERT_META, (name, info.parent, keys, now_text()))
@@ -214,7 +213,7 @@ def _apply_ddl(db: sqlite3.Connection, plan: LoadPlan) -> None:
         db.executemany(sql.INSERT_COLUMN, [(name, c, info.columns[c]) for c in ordered])
     for name, column in plan.new_columns:
         type_ = plan.layout[name].columns[column]
-        db.execute(sql.add_column_sql(name, column, SQL_TYPES[type_]))
+        db.execute(sql.add_column_sql(name, column, sql.SQL_TYPES[type_]))
         db.execute(sql.INSERT_COLUMN, (name, column, type_))
 
 

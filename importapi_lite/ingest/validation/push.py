@@ -10,8 +10,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ..errors import Forbidden, ValidationFailed, bad_record_count, multiple_clients, not_an_array
-from ..models import ActivateVersion, Message, TableBatch, Upsert
+from ...errors import Forbidden, ValidationFailed, bad_record_count, multiple_clients, not_an_array
+from ...models import ActivateVersion, Message, TableBatch, Upsert
 from .common import (
     MAX_DATA_POINTS,
     MAX_KEY_LENGTH,

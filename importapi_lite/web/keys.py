@@ -6,15 +6,15 @@ import asyncio
 
 from aiohttp import web
 
-from .admin.faults import Fault, Faults
-from .admin.journal import Journal
+from ..ingest.workers import Preparer
+from ..models import LoadResult
+from ..observe.faults import Fault, Faults
+from ..observe.journal import Journal
+from ..settings import Settings
+from ..store.sqlite import Store
+from ..store.sqlite.admin_token import AdminToken
+from ..store.sqlite.tokens import Token, TokenStore
 from .budget import ByteBudget
-from .models import LoadResult
-from .offload import Preparer
-from .settings import Settings
-from .storage import Store
-from .storage.admin_token import AdminToken
-from .storage.tokens import Token, TokenStore
 
 settings_key = web.AppKey("settings", Settings)
 store_key = web.AppKey("store", Store)

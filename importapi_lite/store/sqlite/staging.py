@@ -17,9 +17,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import ActivateVersion, TableBatch
-from . import sql
-from .loading import (
+from ...models import ActivateVersion, TableBatch
+from ...plan.plans import (
     Layout,
     LoadPlan,
     RowsStep,
@@ -29,6 +28,7 @@ from .loading import (
     plan_load,
     table_name_problem,
 )
+from . import sql
 
 
 @dataclass(frozen=True)

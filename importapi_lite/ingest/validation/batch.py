@@ -19,8 +19,8 @@ import jsonschema
 import referencing
 import referencing.exceptions
 
-from ..errors import BatchInvalid
-from ..models import ActivateVersion, Message, TableBatch, Upsert
+from ...errors import BatchInvalid
+from ...models import ActivateVersion, Message, TableBatch, Upsert
 from . import patterns
 from .common import (
     MAX_DATA_POINTS,

@@ -1,1 +1,0 @@
-"""One module per endpoint; each handler: decode, validate, store, reply. Errors are raised."""
