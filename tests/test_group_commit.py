@@ -80,8 +80,9 @@ async def test_a_load_that_fails_in_a_group_fails_alone_and_the_rest_commit(tmp_
     try:
         await store.load(CLIENT_ID, DEFAULT_INTEGRATION, batch(0, 1), RECEIVED)
         async with store._table_db(path) as tdb:  # hold the table: the loads below queue up
-            (pages,) = await (await tdb.conn.execute("PRAGMA page_count")).fetchone()
-            await tdb.conn.execute(f"PRAGMA max_page_count = {pages + 20}")  # SQLITE_FULL past it
+            (pages,) = await tdb.conn.run(lambda db: db.execute("PRAGMA page_count").fetchone())
+            limit = f"PRAGMA max_page_count = {pages + 20}"  # SQLITE_FULL past it
+            await tdb.conn.run(lambda db: db.execute(limit))
             loads = [
                 asyncio.create_task(store.load(CLIENT_ID, DEFAULT_INTEGRATION, b, RECEIVED))
                 for b in (batch(1, 1), batch(2, 1), batch(100, 5000), batch(3, 1), batch(4, 1))

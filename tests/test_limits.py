@@ -79,8 +79,8 @@ async def test_durability_sets_how_the_table_databases_sync(
     assert (await api.push([record("t", 1, {"id": 1})])).status == 201
     # PRAGMA synchronous belongs to a connection: ask the one the server writes with.
     (table_db,) = api.client.server.app[store_key]._open.values()
-    cursor = await table_db.conn.execute("PRAGMA synchronous")
-    assert await cursor.fetchone() == (synchronous,)  # 2 is FULL, 1 is NORMAL
+    found = await table_db.conn.run(lambda db: db.execute("PRAGMA synchronous").fetchone())
+    assert found == (synchronous,)  # 2 is FULL, 1 is NORMAL
 
 
 def test_unknown_durability_is_refused() -> None:

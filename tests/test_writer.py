@@ -1,7 +1,5 @@
-"""A table's transactions run on its connection's own thread, in one round trip (issue 5).
-
-``writer.run_on_thread`` leans on two private names of aiosqlite; these tests fail first if an
-aiosqlite release changes them. Then: a group commit handed to the thread runs to its end even
+"""A table's connection thread (``store/sqlite/thread.py``): calls run on the connection's own
+thread, in order, each to its end; then a group commit handed to the thread runs to its end even
 if the request that started it is cancelled.
 """
 
@@ -10,15 +8,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.store.sqlite import Store, writer
+from importapi_lite.store.sqlite import Store
 from importapi_lite.store.sqlite.paths import table_path
+from importapi_lite.store.sqlite.thread import ConnectionThread
 from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID
@@ -26,44 +25,77 @@ from .conftest import CLIENT_ID
 RECEIVED = "2026-01-01T00:00:00.000000Z"
 
 
-async def test_run_on_thread_runs_on_the_connections_thread_in_queue_order(tmp_path: Path):
-    async with aiosqlite.connect(tmp_path / "x.sqlite3", isolation_level=None) as conn:
-        seen: list[str] = []
-        await conn.execute("CREATE TABLE t (v)")
+def connect_to(path: Path) -> Any:
+    return lambda: sqlite3.connect(path, isolation_level=None)
+
+
+async def test_calls_run_on_the_connections_own_thread_in_the_order_they_were_made(tmp_path: Path):
+    conn = await ConnectionThread.open(connect_to(tmp_path / "x.sqlite3"))
+    try:
+        await conn.run(lambda db: db.execute("CREATE TABLE t (v)"))
         queued = [
-            asyncio.ensure_future(conn.execute("INSERT INTO t VALUES ('before')")),
-            asyncio.ensure_future(
-                writer.run_on_thread(
-                    conn, lambda db: seen.extend(v for (v,) in db.execute("SELECT v FROM t"))
-                )
-            ),
-            asyncio.ensure_future(conn.execute("INSERT INTO t VALUES ('after')")),
+            asyncio.ensure_future(conn.run(lambda db: db.execute("INSERT INTO t VALUES (1)"))),
+            asyncio.ensure_future(conn.run(lambda db: db.execute("SELECT count(*) FROM t"))),
+            asyncio.ensure_future(conn.run(lambda db: db.execute("INSERT INTO t VALUES (2)"))),
         ]
         await asyncio.gather(*queued)
-        thread = await writer.run_on_thread(conn, lambda db: threading.get_ident())
-        await conn.create_function("thread", 0, threading.get_ident)
-        cursor = await conn.execute("SELECT thread()")
-        (aiosqlite_thread,) = await cursor.fetchone() or (None,)
+        counted = await conn.run(lambda db: db.execute("SELECT count(*) FROM t").fetchone())
+        threads = await asyncio.gather(*(conn.run(lambda db: threading.get_ident()) for _ in "ab"))
+    finally:
+        await conn.close()
 
-    assert seen == ["before"]  # after what was queued before it, before what came after
-    assert thread == aiosqlite_thread != threading.get_ident()
+    assert counted == (2,)
+    assert threads[0] == threads[1] != threading.get_ident()
 
 
-async def test_run_on_thread_passes_the_connection_and_raises_what_fn_raised(tmp_path: Path):
-    async with aiosqlite.connect(tmp_path / "x.sqlite3", isolation_level=None) as conn:
-        await conn.execute("CREATE TEMP TABLE only_on_this_connection (v)")
-        found = await writer.run_on_thread(
-            conn, lambda db: db.execute("SELECT count(*) FROM only_on_this_connection").fetchone()
-        )
-        try:
-            await writer.run_on_thread(conn, lambda db: db.execute("SELECT * FROM missing"))
-        except sqlite3.OperationalError as exc:
-            error: Exception | None = exc
-        else:
-            error = None
+async def test_a_call_raises_what_its_function_raised(tmp_path: Path):
+    conn = await ConnectionThread.open(connect_to(tmp_path / "x.sqlite3"))
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await conn.run(lambda db: db.execute("SELECT * FROM missing"))
+        assert await conn.run(lambda db: db.execute("SELECT 1").fetchone()) == (1,)
+    finally:
+        await conn.close()
 
-    assert found == (0,)
-    assert isinstance(error, sqlite3.OperationalError)
+
+async def test_a_connection_that_cannot_open_raises_and_leaves_no_thread(tmp_path: Path):
+    before = threading.active_count()
+
+    with pytest.raises(sqlite3.OperationalError):
+        await ConnectionThread.open(connect_to(tmp_path / "missing" / "x.sqlite3"))
+
+    await asyncio.sleep(0.05)
+    assert threading.active_count() == before
+
+
+async def test_a_call_whose_caller_went_away_still_runs_to_its_end(tmp_path: Path):
+    conn = await ConnectionThread.open(connect_to(tmp_path / "x.sqlite3"))
+    started = threading.Event()
+
+    def slow_insert(db: sqlite3.Connection) -> None:
+        started.set()
+        time.sleep(0.1)
+        db.execute("CREATE TABLE t (v)")
+
+    try:
+        call = asyncio.ensure_future(conn.run(slow_insert))
+        await asyncio.to_thread(started.wait)
+        call.cancel()
+        tables = await conn.run(lambda db: db.execute("SELECT name FROM sqlite_master").fetchall())
+    finally:
+        await conn.close()
+
+    assert call.cancelled() and tables == [("t",)]
+
+
+async def test_a_closed_connection_takes_no_more_calls_and_its_thread_ends(tmp_path: Path):
+    conn = await ConnectionThread.open(connect_to(tmp_path / "x.sqlite3"), name="closing")
+    await conn.close()
+    await conn.close()  # twice is fine
+
+    with pytest.raises(sqlite3.ProgrammingError):
+        await conn.run(lambda db: db.execute("SELECT 1"))
+    assert "closing" not in [t.name for t in threading.enumerate()]
 
 
 async def test_a_group_whose_starter_is_cancelled_still_commits_the_others(tmp_path: Any):
@@ -82,7 +114,7 @@ async def test_a_group_whose_starter_is_cancelled_still_commits_the_others(tmp_p
             ]
             await asyncio.sleep(0.05)
             # Slow the thread down so the group is still running when its starter is cancelled.
-            slow = writer.run_on_thread(tdb.conn, lambda db: threading.Event().wait(0.3))
+            slow = tdb.conn.run(lambda db: threading.Event().wait(0.3))
             pending_slow = asyncio.ensure_future(slow)
         await asyncio.sleep(0.05)  # the first load holds the table now, its group queued
         loads[0].cancel()
@@ -114,8 +146,7 @@ async def test_a_table_connection_caches_what_cache_mib_says(
             RECEIVED,
         )
         async with store._table_db(path) as tdb:
-            pragmas = await writer.run_on_thread(
-                tdb.conn,
+            pragmas = await tdb.conn.run(
                 lambda db: (
                     db.execute("PRAGMA cache_size").fetchone()[0],
                     db.execute("PRAGMA soft_heap_limit").fetchone()[0],

@@ -1,7 +1,8 @@
-"""The store: per-table SQLite databases under the data directory. The only aiosqlite user.
+"""The store: per-table SQLite databases under the data directory.
 
 Each top-level table has its own database file (``paths.table_path``), opened once and kept in a
-bounded LRU pool: one aiosqlite connection, hence one writer thread, per open table, so requests
+bounded LRU pool: one connection, and the one thread that uses it (``thread.py``), per open
+table, so requests
 for different tables commit in parallel. An ``asyncio.Lock`` per table serialises transactions on
 its connection. A request's data for a table waits in the table's queue; the table's committer
 task commits what waits, every request's data in one ``BEGIN IMMEDIATE … COMMIT`` run on the
@@ -18,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-
-import aiosqlite
 
 from ...models import LoadResult, TableBatch
 from ...observe.rejection_log import RejectionLog
@@ -41,6 +41,7 @@ from . import sql, writer
 from .disk import DiskHealth
 from .paths import REJECTED_TABLE, NameTooLong, integration_dir, rejected_path, table_path
 from .staging import StagedLoad
+from .thread import ConnectionThread
 
 # --durability: FULL syncs the WAL on every commit, so a 2xx survives power loss; NORMAL syncs
 # only at checkpoints, so a 2xx survives a crash of the process but not of the machine.
@@ -68,7 +69,7 @@ class _Job:
 @dataclass(eq=False)
 class _TableDb:
     path: Path
-    conn: aiosqlite.Connection
+    conn: ConnectionThread
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
     state: writer.TableState = field(default_factory=writer.TableState)
@@ -228,9 +229,7 @@ class Store:
         insert = f"INSERT INTO {sql.q(REJECTED_TABLE)} VALUES (?, ?, ?, ?)"
         with self.disk.guard():
             async with self._table_db(path, (_REJECTED_DDL,)) as tdb:
-                await writer.run_on_thread(
-                    tdb.conn, partial(writer.append_rows, statement=insert, rows=rows)
-                )
+                await tdb.conn.run(partial(writer.append_rows, statement=insert, rows=rows))
         reasons = Counter(r.reason for r in rejections)
         self.rejection_log.rejected(client_id, integration, table_name, reasons)
 
@@ -276,10 +275,9 @@ class Store:
             return False
         with self.disk.guard():
             async with self._table_db(path, (_REJECTED_DDL,)) as tdb:
-                cursor = await tdb.conn.execute(
-                    f"DELETE FROM {sql.q(REJECTED_TABLE)} WHERE table_name = ?", (table_name,)
-                )
-                return cursor.rowcount > 0
+                delete = f"DELETE FROM {sql.q(REJECTED_TABLE)} WHERE table_name = ?"
+                deleted = await tdb.conn.run(lambda db: db.execute(delete, (table_name,)).rowcount)
+                return deleted > 0
 
     @asynccontextmanager
     async def _table_db(
@@ -332,20 +330,30 @@ def _delete(target: Path) -> bool:
 
 async def _connect(
     path: Path, ddl: tuple[str, ...], synchronous: str, pragmas: tuple[str, ...]
-) -> aiosqlite.Connection:
+) -> ConnectionThread:
     path.parent.mkdir(parents=True, exist_ok=True)
     is_new = not path.exists()
-    conn = await aiosqlite.connect(path, isolation_level=None)
+    statements = (
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA synchronous={synchronous}",
+        "PRAGMA busy_timeout=5000",
+        *pragmas,
+        *ddl,
+    )
+
+    def connect() -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+        try:
+            for statement in statements:
+                db.execute(statement)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     try:
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute(f"PRAGMA synchronous={synchronous}")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        for pragma in pragmas:
-            await conn.execute(pragma)
-        for statement in ddl:
-            await conn.execute(statement)
+        return await ConnectionThread.open(connect, name=f"sqlite {path.name}")
     except BaseException:
-        await conn.close()
         if is_new:
             # Created, then the disk filled up: a file without its metadata tables would read as
             # a broken table (admin API, CLI) until the retry; the retry creates it afresh.
@@ -353,7 +361,6 @@ async def _connect(
                 await asyncio.to_thread(_delete, path)
                 await asyncio.to_thread(Path(f"{path}-journal").unlink, missing_ok=True)
         raise
-    return conn
 
 
 def _fail(waiting: list[_Job], exc: Exception | None) -> None:
@@ -390,7 +397,7 @@ async def _commit_group(tdb: _TableDb, group: list[_Job]) -> None:
     """
     loads = [job.load for job in group]
     running = asyncio.ensure_future(
-        writer.run_on_thread(tdb.conn, partial(writer.commit_group, state=tdb.state, loads=loads))
+        tdb.conn.run(partial(writer.commit_group, state=tdb.state, loads=loads))
     )
     running.add_done_callback(partial(_settle, group))
     with suppress(Exception):  # each job of the group has the failure (``_settle``)

@@ -4,7 +4,7 @@ the records rejected while loading (``_sdc_rejected``), which a user must find w
 Reads use their own read-only connections (``mode=ro``), never the writers' pool: in WAL mode
 they see the last commit without waiting for a load, and a table that is gone (reset) is
 reported as missing instead of being created afresh as an empty file. Every connection is
-aiosqlite, so a read never blocks the event loop.
+run on a thread of their own (``thread.py``), so a read never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from .paths import (
     DB_SUFFIX,
     REJECTED_TABLE,
@@ -31,6 +29,7 @@ from .paths import (
     table_path,
 )
 from .sql import COLUMNS_TABLE, META_TABLE, PRIMARY_KEY, q
+from .thread import ConnectionThread
 
 _CLIENT_FOLDER = re.compile(r"-?[0-9]+")  # str(int(client_id)), as paths.integration_dir writes
 Where = Sequence[tuple[str, str]]  # (column, value) pairs, all must hold; compared as text
@@ -155,8 +154,8 @@ async def _summarise(path: Path) -> TableSummary | None:
     async with _read_only(path) as db:
         if db is None:
             return None
-        meta = await db.execute_fetchall(
-            f"SELECT table_name, parent_table FROM {q(META_TABLE)} ORDER BY rowid"
+        meta = await _fetchall(
+            db, f"SELECT table_name, parent_table FROM {q(META_TABLE)} ORDER BY rowid"
         )
         counts = {name: await _count(db, name, ()) for name, _ in meta}
     top = [name for name, parent in meta if parent is None]
@@ -177,15 +176,16 @@ async def open_table(
                 continue
             columns = [
                 row[0]
-                for row in await db.execute_fetchall(
+                for row in await _fetchall(
+                    db,
                     f"SELECT column_name FROM {q(COLUMNS_TABLE)} WHERE table_name = ? "
                     "ORDER BY position",
                     (table,),
                 )
             ]
             if columns:
-                keys = await db.execute_fetchall(
-                    "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,)
+                keys = await _fetchall(
+                    db, "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,)
                 )
                 yield TableReader(db, path, table, columns, [k[0] for k in keys])
                 return
@@ -206,27 +206,37 @@ def _candidate_files(data_dir: Path, client_id: int, integration: str, table: st
 
 
 @asynccontextmanager
-async def _read_only(path: Path) -> AsyncIterator[aiosqlite.Connection | None]:
+async def _read_only(path: Path) -> AsyncIterator[ConnectionThread | None]:
     if not path.is_file():
         yield None
         return
     # as_uri() percent-encodes the path, so an encoded file name (%55sers) stays itself.
+    uri = path.resolve().as_uri() + "?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        db = sqlite3.connect(uri, uri=True)
+        db.execute("PRAGMA busy_timeout=5000")
+        return db
+
     try:
-        db = await aiosqlite.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        db = await ConnectionThread.open(connect, name=f"sqlite read {path.name}")
     except sqlite3.OperationalError:
         yield None  # deleted between the check and the open
         return
     try:
-        await db.execute("PRAGMA busy_timeout=5000")
         yield db
     finally:
         await db.close()
 
 
-async def _count(db: aiosqlite.Connection, table: str, where: Where) -> int:
+async def _fetchall(db: ConnectionThread, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    return await db.run(lambda connection: connection.execute(sql, params).fetchall())
+
+
+async def _count(db: ConnectionThread, table: str, where: Where) -> int:
     sql, params = count_query(table, where)
-    rows = await db.execute_fetchall(sql, params)
-    return int(next(iter(rows))[0])
+    rows = await _fetchall(db, sql, params)
+    return int(rows[0][0])
 
 
 class TableReader:
@@ -234,7 +244,7 @@ class TableReader:
 
     def __init__(
         self,
-        db: aiosqlite.Connection,
+        db: ConnectionThread,
         path: Path,
         table: str,
         columns: list[str],
@@ -262,9 +272,12 @@ class TableReader:
         """Every matching row as a value tuple in ``columns`` order, ``size`` rows at a time."""
         self._check(where)
         sql, params = rows_query(self.table, self.columns, where, self._order)
-        async with self._db.execute(sql, params) as cursor:
-            while rows := await cursor.fetchmany(size):
-                yield list(rows)
+        cursor = await self._db.run(lambda connection: connection.execute(sql, params))
+        try:
+            while rows := await self._db.run(lambda _: cursor.fetchmany(size)):
+                yield rows
+        finally:
+            await self._db.run(lambda _: cursor.close())
 
     async def describe(self) -> TableDescription:
         meta = await self._fetch(
@@ -292,7 +305,7 @@ class TableReader:
         )
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return list(await self._db.execute_fetchall(sql, params))
+        return await _fetchall(self._db, sql, params)
 
     def _check(self, where: Where) -> None:
         for column, _ in where:
@@ -357,7 +370,7 @@ async def _reasons_in(folder: Path, table: str | None, *, by_reason: bool) -> li
     async with _read_only(folder / (REJECTED_TABLE + DB_SUFFIX)) as db:
         if db is None:
             return []
-        found = await db.execute_fetchall(query, params)
+        found = await _fetchall(db, query, params)
     return [RejectionReason(*row) for row in found]
 
 
@@ -379,14 +392,11 @@ async def rejected_records(
     async with _read_only(path) as db:
         if db is None:
             return 0, []
-        (total,) = next(
-            iter(
-                await db.execute_fetchall(
-                    f"SELECT count(*) FROM {q(REJECTED_TABLE)} {clause}", params
-                )
-            )
+        [(total,)] = await _fetchall(
+            db, f"SELECT count(*) FROM {q(REJECTED_TABLE)} {clause}", params
         )
-        page = await db.execute_fetchall(
+        page = await _fetchall(
+            db,
             "SELECT _sdc_rejected_at, table_name, reason, record "
             f"FROM {q(REJECTED_TABLE)} {clause}ORDER BY rowid DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],

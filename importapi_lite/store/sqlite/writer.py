@@ -1,11 +1,10 @@
 """A table's transactions as plain ``sqlite3`` calls, run on the table's own connection thread.
 
-aiosqlite runs each call on the connection's thread: a queue put that wakes the thread, and a
-``call_soon_threadsafe`` that wakes the event loop, for every statement. On a 2-core virtual
-machine each wake-up costs tens of microseconds of the kernel's time, and a group commit of 64
-one-record pushes made 67 of those round trips. Here a whole group commit (``commit_group``) is
-one function, handed to the thread in one trip by ``run_on_thread``: the loop's share of a
-one-record push no longer grows with the statements it takes.
+Each trip to the thread costs a wake-up of the thread and one of the event loop; on a 2-core
+virtual machine each wake-up costs tens of microseconds of the kernel's time. So a whole group
+commit (``commit_group``) is one function, handed to the thread in one trip
+(``ConnectionThread.run``): the loop's share of a one-record push does not grow with the
+statements it takes.
 
 Nothing here touches the event loop or its futures: outcomes are returned, and the store sets
 them. ``TableState`` is read and written on the thread only, where the connection's calls run
@@ -16,11 +15,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
-
-import aiosqlite
 
 from ...models import ActivateVersion, TableBatch
 from ...plan.plans import (
@@ -40,20 +36,6 @@ from ...plan.plans import (
 )
 from . import sql
 from .staging import StagedLoad, StalePlan
-
-T = TypeVar("T")
-
-
-async def run_on_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """``fn(connection)`` on the aiosqlite connection's own thread, after the calls queued
-    before it: one round trip for any number of statements.
-
-    aiosqlite has no public way to do this; ``_execute`` and ``_conn`` are what every one of
-    its own methods goes through (pinned in pyproject.toml; ``tests/test_writer.py`` fails
-    if they change).
-    """
-    result: T = await conn._execute(fn, conn._conn)  # type: ignore[no-untyped-call]
-    return result
 
 
 @dataclass(eq=False)
