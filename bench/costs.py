@@ -15,8 +15,8 @@ How far ``P`` could fall: ``_least_per_record_work`` does only what no loader of
 can skip, and is compared with the time the 0.85 target leaves validation and planning.
 
 The same functions the server runs are called here, in the same order: ``decode_body``,
-``parse_batch``, ``plan_load``, ``staging.stage_plan`` (a worker's share), then ``Store.load``
-of the staged rows (the store's share).
+``parse_batch``, ``plan_load``, ``scratch.write_scratch`` (a worker's share), then the
+destination's ``load`` of the staged rows (the store's share).
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ from report import Row, median
 from servers import INTEGRATION
 from workload import CLIENT_ID, TIMESTAMP, batch_body, records
 
+from importapi_lite.clock import now_text
 from importapi_lite.ingest.codec import JSON, decode_body
 from importapi_lite.ingest.validation import parse_batch
 from importapi_lite.models import TableBatch
-from importapi_lite.plan.plans import now_text, plan_load
+from importapi_lite.plan.plans import plan_load
 from importapi_lite.plan.shape import parse_timestamp
-from importapi_lite.store.sqlite import Store
+from importapi_lite.store.sqlite import SqliteDestination
 from importapi_lite.store.sqlite.paths import table_path
-from importapi_lite.store.sqlite.staging import stage_plan
+from importapi_lite.store.sqlite.scratch import write_scratch
 
 SHAPE_RECORDS = 5_000  # per body of the loading-model cases (fewer with --quick's sizes)
 PHASES = ("decode", "validation", "plan", "staging", "move", "bare", "floor")
@@ -61,7 +62,7 @@ async def body_costs(options: Options) -> list[Row]:
     times: dict[str, list[float]] = {phase: [] for phase in PHASES}
     with tempfile.TemporaryDirectory(prefix="costs-") as scratch:
         work = Path(scratch)
-        store = Store(work / "data", durability=options.durability)
+        store = SqliteDestination(work / "data", durability=options.durability)
         staging = work / "staging"
         staging.mkdir()
         try:
@@ -78,7 +79,7 @@ async def body_costs(options: Options) -> list[Row]:
 
 
 async def _two_bodies(
-    store: Store,
+    store: SqliteDestination,
     staging: Path,
     work: Path,
     table: str,
@@ -89,7 +90,7 @@ async def _two_bodies(
     measured = dict.fromkeys(PHASES, 0.0)
     for rows in bodies:
         body = batch_body(table, rows, 1)
-        layout = store.layout_snapshots(CLIENT_ID, INTEGRATION).get(table, {})  # as a worker
+        layout = store.layouts(CLIENT_ID, INTEGRATION).get(table, {})  # as a worker
         seconds, decoded = _timed(decode_body, JSON, body)
         measured["decode"] += seconds / 2
         seconds, _ = _timed(_least_per_record_work, decoded)
@@ -98,14 +99,14 @@ async def _two_bodies(
         measured["validation"] += seconds / 2
         seconds, plan = _timed(plan_load, batch, layout, TIMESTAMP, now_text())
         measured["plan"] += seconds / 2
-        seconds, staged = _timed(stage_plan, batch, plan, layout, staging)
+        seconds, staged = _timed(write_scratch, batch, plan, layout, staging)
         measured["staging"] += seconds / 2
         try:
             started = time.perf_counter()
             await store.load(CLIENT_ID, INTEGRATION, staged, TIMESTAMP)
             measured["move"] += (time.perf_counter() - started) / 2
         finally:
-            staged.remove()
+            staged.discard()
     stored = table_path(store.data_dir, CLIENT_ID, INTEGRATION, table)
     shape = TableShape.read(stored, table)
     for rows in bodies:  # the same bytes, or the bound means nothing
@@ -190,7 +191,7 @@ async def loading_model_costs(options: Options) -> list[Row]:
     shapes = ("flat", "nested object (3 fields)", "array of 3 integers")
     figures: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="costs-") as scratch:
-        store = Store(Path(scratch) / "data", durability=options.durability)
+        store = SqliteDestination(Path(scratch) / "data", durability=options.durability)
         try:
             for shape in shapes:
                 plans, loads = [], []

@@ -1,4 +1,6 @@
-"""``create_app(settings)``: the aiohttp application, its resources and its middleware order."""
+"""``create_app(settings)``: the whole server put together (the one module that knows every part):
+the Stitch API (``web``) over its pipeline (``ingest``) and destination (``store``), the admin API
+and the dashboard (``admin``), with what ``observe`` records."""
 
 from __future__ import annotations
 
@@ -9,25 +11,26 @@ from aiohttp import web
 
 from .admin.dashboard import DASHBOARD_PREFIX, dashboard_app
 from .admin.routes import ADMIN_PREFIX, admin_app
-from .ingest.workers import Preparer
+from .ingest.pipeline import Pipeline
+from .ingest.workers import Workers
 from .observe.faults import Faults
 from .observe.journal import Journal
+from .observe.rejection_log import RejectionLog
 from .settings import Settings
-from .store.sqlite import Store
-from .store.sqlite.admin_token import AdminToken
-from .store.sqlite.tokens import TokenStore
+from .store import admin_token, open_destination, open_tokens
 from .web.budget import ByteBudget
 from .web.keys import (
     admin_token_key,
     body_budget_key,
+    destination_key,
     faults_key,
     journal_key,
-    preparer_key,
+    pipeline_key,
     request_slots_key,
     settings_key,
-    store_key,
     tokens_key,
     uploads_key,
+    workers_key,
 )
 from .web.middleware import end_uploads, middlewares
 from .web.routes import setup_routes
@@ -38,14 +41,13 @@ def create_app(settings: Settings) -> web.Application:
     # limit, so this stays above it and the Stitch-shaped 413 is always ours (SPEC §8).
     app = web.Application(middlewares=middlewares(), client_max_size=settings.max_body_bytes + 1)
     app[settings_key] = settings
-    secret = None if settings.admin_token is None else settings.admin_token.reveal()
-    app[admin_token_key] = AdminToken(settings.data_dir, secret)
+    app[admin_token_key] = admin_token(settings)
     app[journal_key] = Journal(settings.journal_size)
     app[faults_key] = Faults()
     app[request_slots_key] = asyncio.Semaphore(settings.max_concurrent_requests)
     app[uploads_key] = set()
     app[body_budget_key] = ByteBudget(settings.body_memory)
-    app[preparer_key] = Preparer(settings.workers, settings.offload_bytes)
+    app[workers_key] = Workers(settings.workers, settings.offload_bytes)
     app.cleanup_ctx.append(_storage)
     app.on_shutdown.append(_stop_waiters)
     setup_routes(app)
@@ -57,22 +59,20 @@ def create_app(settings: Settings) -> web.Application:
 async def _stop_waiters(app: web.Application) -> None:
     # on_shutdown runs before aiohttp waits for open requests: end long-polls now, not at their
     # timeout, and give stalled uploads a short grace instead of the whole read timeout.
-    app[store_key].stop_waiters()
+    app[destination_key].stop_waiters()
     end_uploads(app)
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app[tokens_key] = TokenStore(settings.data_dir)
-    app[store_key] = Store(
-        settings.data_dir,
-        max_open_tables=settings.max_open_tables,
-        durability=settings.durability,
-        cache_mib=settings.cache_mib,
-    )
-    Preparer.clear_staging(settings.data_dir)
+    app[tokens_key] = open_tokens(settings)
+    destination = app[destination_key] = open_destination(settings)
+    await destination.start()
+    rejection_log = RejectionLog()
+    app[pipeline_key] = Pipeline(destination, app[workers_key], rejection_log)
     yield
-    await asyncio.to_thread(app[preparer_key].close)  # after the requests that use it
-    await app[store_key].close()
+    await asyncio.to_thread(app[workers_key].close)  # after the requests that use it
+    await destination.close()
+    rejection_log.flush()
     app[tokens_key].close()

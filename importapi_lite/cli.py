@@ -16,7 +16,8 @@ from pathlib import Path
 
 from . import __version__, store_commands
 from .settings import DURABILITY, REGIONS, Settings
-from .store.sqlite.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
+from .store import open_tokens
+from .store.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
 
 DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
 DEV_TOKEN_FILE = "dev-token"  # a file name, not a secret  # nosec B105
@@ -215,7 +216,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _serve(settings, dev_token=args.dev_token)
     if args.command in ("admin-token", "tables", "rows", "rejected", "path", "reset"):
         return _store_command(args, settings)
-    tokens = TokenStore(settings.data_dir)
+    tokens = open_tokens(settings)
     try:
         if args.command == "tokens":
             return _tokens(args, tokens)
@@ -271,7 +272,7 @@ def _tokens(args: argparse.Namespace, tokens: TokenStore) -> int:
 def ensure_dev_token(settings: Settings) -> Path:
     """The file holding a working dev token, made if missing (0600: it holds the secret)."""
     path = settings.data_dir / DEV_TOKEN_FILE
-    tokens = TokenStore(settings.data_dir)
+    tokens = open_tokens(settings)
     try:
         if path.exists():
             found = tokens.lookup(path.read_text().strip())
@@ -291,7 +292,7 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
     from .admin.routes import ADMIN_PREFIX
     from .app import create_app
     from .ingest.workers import GC_YOUNG_THRESHOLD
-    from .web.keys import preparer_key
+    from .web.keys import workers_key
 
     url = f"http://{settings.host}:{settings.port}"
     admin_hint = (
@@ -326,7 +327,7 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = create_app(settings)
-    app[preparer_key].warm_up()  # its processes start while the server does
+    app[workers_key].warm_up()  # its processes start while the server does
     # A 20,000-record batch allocates ~1M objects, nearly all freed by reference counting, yet
     # each 700 allocations would start a collection that walks the young ones: 15% of the time
     # of a big batch. Rarer young collections, and start-up's objects out of every walk.

@@ -6,6 +6,7 @@ Imports nothing of ours; field names stay as Stitch spells them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,11 +46,12 @@ class TableBatch:
     schema: dict[str, Any] | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one for each table of each request (see ``Upsert``)
 class LoadResult:
-    """What storage did with one table batch."""
+    """What a destination did with one table batch."""
 
     table_name: str
     accepted: int = 0  # data points that changed the table
     stale: int = 0  # dropped by the sequence or table-version rule
     rejected: int = 0  # logged in _sdc_rejected instead of loaded
+    reasons: Mapping[str, int] | None = None  # why they were: each reason's count (None: none)

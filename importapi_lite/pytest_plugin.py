@@ -230,10 +230,11 @@ class ServerThread:
 @pytest.fixture(scope="session")
 def importapi_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImportApiServer]:
     """The session's one server; prefer ``importapi_server``, which also resets it per test."""
-    from .store.sqlite.tokens import TokenStore
+    from .settings import Settings
+    from .store import open_tokens
 
     data_dir = tmp_path_factory.mktemp("importapi-lite")
-    tokens = TokenStore(data_dir)
+    tokens = open_tokens(Settings(data_dir=data_dir))
     try:
         _, push_token = tokens.create(CLIENT_ID, INTEGRATION)
     finally:

@@ -1,8 +1,8 @@
 """The CLI's store commands: ``tables``, ``rows``, ``rejected``, ``path``, ``reset`` and
 ``admin-token``. Thin, like cli.py.
 
-They read and reset through ``storage`` exactly as the admin API does. A reset here cannot close
-a running server's connections: with a server up, reset through the admin API instead.
+They read and reset through the destination exactly as the admin API does. A reset here cannot
+close a running server's connections: with a server up, reset through the admin API instead.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ import asyncio
 import csv
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from .settings import Settings
-from .store.sqlite import Store, reading, reset
-from .store.sqlite.admin_token import ensure_admin_token
+from .store import open_destination
+from .store.admin_token import ensure_admin_token
+from .store.destination import Destination, IntegrationSummary, TableReader
 
 
 class CommandError(Exception):
@@ -42,11 +45,13 @@ def tables(settings: Settings, client_id: int | None, integration: str | None) -
 
 async def _integrations(
     settings: Settings, client_id: int | None, integration: str | None
-) -> list[reading.IntegrationSummary]:
+) -> list[IntegrationSummary]:
     """The integrations holding data, only ``client_id``'s and ``integration`` if given."""
+    async with _opened(settings) as destination:
+        found = await destination.integrations()
     return [
         summary
-        for summary in await reading.list_integrations(settings.data_dir)
+        for summary in found
         if client_id in (None, summary.client_id) and integration in (None, summary.integration)
     ]
 
@@ -72,14 +77,15 @@ async def _rejected(
 ) -> int:
     print("client_id\tintegration\ttable\tcount\tlast_rejected_at\treason")
     found = []
-    for summary in await _integrations(settings, client_id, integration):
-        where = (settings.data_dir, summary.client_id, summary.integration)
-        for reason in await reading.rejection_reasons(*where, table):
-            fields = (summary.client_id, summary.integration, reason.table_name, reason.count)
-            print("\t".join(map(str, (*fields, reason.last_rejected_at, reason.reason))))
-        if records:
-            _, page = await reading.rejected_records(*where, table, limit=records)
-            found += [(summary, r) for r in page]
+    async with _opened(settings) as destination:
+        for summary in await _integrations(settings, client_id, integration):
+            where = (summary.client_id, summary.integration, table)
+            for reason in await destination.rejection_reasons(*where):
+                fields = (summary.client_id, summary.integration, reason.table_name, reason.count)
+                print("\t".join(map(str, (*fields, reason.last_rejected_at, reason.reason))))
+            if records:
+                _, page = await destination.rejected_records(*where, limit=records)
+                found += [(summary, r) for r in page]
     for summary, record in found:
         line = {
             "client_id": summary.client_id,
@@ -101,10 +107,9 @@ def path(settings: Settings, table: str, client_id: int | None, integration: str
 
 
 async def _path(settings: Settings, table: str, client_id: int | None, integration: str) -> str:
-    client_id = await _client_with(settings, table, client_id, integration)
-    async with reading.open_table(settings.data_dir, client_id, integration, table) as reader:
-        if reader is None:
-            raise CommandError(f"client {client_id} has no table {table!r} in {integration!r}")
+    async with _table(settings, table, client_id, integration) as reader:
+        if reader.path is None:
+            raise CommandError(f"table {table!r} is not stored in a file of its own")
         return str(reader.path)
 
 
@@ -126,10 +131,7 @@ async def _rows(
     integration: str,
     format_: str,
 ) -> None:
-    client_id = await _client_with(settings, table, client_id, integration)
-    async with reading.open_table(settings.data_dir, client_id, integration, table) as reader:
-        if reader is None:
-            raise CommandError(f"client {client_id} has no table {table!r} in {integration!r}")
+    async with _table(settings, table, client_id, integration) as reader:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         if format_ == "csv":
             writer.writerow(reader.columns)
@@ -155,34 +157,55 @@ def reset_store(
 async def _reset(
     settings: Settings, client_id: int | None, integration: str, table: str | None
 ) -> str:
-    store = Store(settings.data_dir)
-    try:
+    async with _opened(settings) as destination:
         if table is not None:
-            client_id = await _client_with(settings, table, client_id, integration)
-            removed = await reset.reset_table(store, client_id, integration, table)
+            client_id = await _client_with(destination, table, client_id, integration)
+            removed = await destination.reset_table(client_id, integration, table)
             what = f"table {table!r} of client {client_id}, {integration}"
         elif client_id is not None:
-            removed = await reset.reset_client(store, client_id)
+            removed = await destination.reset_client(client_id)
             what = f"every table of client {client_id}"
         else:
-            count = await reset.reset_everything(store)
+            count = await destination.reset_everything()
             return f"removed every table of {count} client(s); tokens are kept"
-    finally:
-        await store.close()
     return f"removed {what}" if removed else f"nothing to remove: no {what}"
 
 
-async def _client_with(
+@asynccontextmanager
+async def _opened(settings: Settings) -> AsyncIterator[Destination]:
+    destination = open_destination(settings)
+    try:
+        yield destination
+    finally:
+        await destination.close()
+
+
+@asynccontextmanager
+async def _table(
     settings: Settings, table: str, client_id: int | None, integration: str
+) -> AsyncIterator[TableReader]:
+    """The table, of ``client_id`` or of the one client that has it; else a CommandError."""
+    async with _opened(settings) as destination:
+        client_id = await _client_with(destination, table, client_id, integration)
+        async with destination.open_table(client_id, integration, table) as reader:
+            if reader is None:
+                raise CommandError(f"client {client_id} has no table {table!r} in {integration!r}")
+            yield reader
+
+
+async def _client_with(
+    destination: Destination, table: str, client_id: int | None, integration: str
 ) -> int:
     """``client_id`` if given, else the one client that has the table."""
     if client_id is not None:
         return client_id
     having = []
-    for candidate, _ in reading.client_dirs(settings.data_dir):
-        async with reading.open_table(settings.data_dir, candidate, integration, table) as found:
+    for summary in await destination.integrations():
+        if summary.integration != integration:
+            continue
+        async with destination.open_table(summary.client_id, integration, table) as found:
             if found is not None:
-                having.append(candidate)
+                having.append(summary.client_id)
     if len(having) == 1:
         return having[0]
     if not having:

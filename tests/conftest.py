@@ -19,7 +19,8 @@ import pytest
 
 from importapi_lite import Settings, create_app
 from importapi_lite.store.sqlite.paths import REJECTED_TABLE, integration_dir, table_path
-from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION, TokenStore
+from importapi_lite.store.sqlite.tokens import SqliteTokenStore
+from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 CLIENT_ID = 7723
 JSON = "application/json"
@@ -39,7 +40,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def make_token(settings: Settings, client_id: int = CLIENT_ID, **kwargs: Any) -> str:
-    tokens = TokenStore(settings.data_dir)
+    tokens = SqliteTokenStore(settings.data_dir)
     try:
         return tokens.create(client_id, **kwargs)[1]
     finally:

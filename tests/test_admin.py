@@ -20,7 +20,7 @@ import pytest
 from importapi_lite import Settings, create_app
 from importapi_lite.admin.openapi import OPENAPI
 from importapi_lite.admin.routes import ADMIN_PREFIX, ROUTES
-from importapi_lite.store.sqlite.admin_token import ADMIN_TOKEN_FILE, ensure_admin_token
+from importapi_lite.store.admin_token import ADMIN_TOKEN_FILE, ensure_admin_token
 
 from .conftest import CLIENT_ID, Api, db_path, db_rows, make_token, record, rejected_rows
 

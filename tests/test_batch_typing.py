@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 from importapi_lite.ingest.codec import JSON, decode_body
 from importapi_lite.ingest.validation import parse_batch
-from importapi_lite.store.sqlite import Store
+from importapi_lite.store.sqlite import SqliteDestination
 from importapi_lite.store.sqlite.paths import integration_dir
 from importapi_lite.store.sqlite.reading import table_files
-from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
+from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID, Api, db_path, db_rows, rejected_rows
 
@@ -246,7 +246,7 @@ def load_in_order(schema: dict[str, Any], messages: list[dict[str, Any]], data_d
     batch = parse_batch(decode_body(JSON, json.dumps(body).encode()))
 
     async def load() -> None:
-        store = Store(data_dir)
+        store = SqliteDestination(data_dir)
         try:
             await store.load(CLIENT_ID, DEFAULT_INTEGRATION, batch, STAMP)
         finally:

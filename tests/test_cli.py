@@ -15,7 +15,8 @@ import pytest
 
 from importapi_lite.cli import main
 from importapi_lite.settings import MAX_BODY_BYTES_CEILING, Settings
-from importapi_lite.store.sqlite.tokens import TOKENS_FILE, TokenStore, hash_secret
+from importapi_lite.store.sqlite.tokens import TOKENS_FILE, SqliteTokenStore
+from importapi_lite.store.tokens import hash_secret
 
 SECRET = re.compile(r"[0-9a-f]{64}")
 
@@ -42,7 +43,7 @@ def create(capsys, data_dir: Path, client_id: int = 5, *extra: str) -> str:
 
 
 def lookup(data_dir: Path, secret: str):
-    store = TokenStore(data_dir)
+    store = SqliteTokenStore(data_dir)
     try:
         return store.lookup(secret)
     finally:

@@ -19,7 +19,7 @@ import pytest
 
 from importapi_lite.cli import main
 from importapi_lite.settings import Secret, Settings
-from importapi_lite.store.sqlite.admin_token import ADMIN_TOKEN_FILE
+from importapi_lite.store.admin_token import ADMIN_TOKEN_FILE
 from importapi_lite.store.sqlite.tokens import TOKENS_FILE
 
 from .conftest import CLIENT_ID, Api, db_path, make_token, record

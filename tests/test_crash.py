@@ -18,7 +18,8 @@ from typing import Any
 import aiohttp
 
 from importapi_lite.store.sqlite.paths import integration_dir, table_path
-from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION, TokenStore
+from importapi_lite.store.sqlite.tokens import SqliteTokenStore
+from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 from .conftest import JSON, bench_script, record
 
@@ -124,7 +125,7 @@ class Pusher:
 
     def token(self, client_id: int) -> str:
         if client_id not in self.tokens:
-            store = TokenStore(self.data_dir)
+            store = SqliteTokenStore(self.data_dir)
             try:
                 self.tokens[client_id] = store.create(client_id)[1]
             finally:

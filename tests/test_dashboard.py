@@ -32,7 +32,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from importapi_lite import Settings
-from importapi_lite.store.sqlite.admin_token import ensure_admin_token
+from importapi_lite.store.admin_token import ensure_admin_token
 
 from .conftest import CLIENT_ID, make_token, record
 from .test_serve import free_port

@@ -34,9 +34,9 @@ import pytest
 
 from importapi_lite import Settings, create_app
 from importapi_lite.admin.routes import ADMIN_PREFIX
-from importapi_lite.store.sqlite.admin_token import ensure_admin_token
+from importapi_lite.store.admin_token import ensure_admin_token
 from importapi_lite.store.sqlite.paths import integration_dir
-from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
+from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID, Api, Reply, db_path, db_rows, make_token, record, rejected_rows
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from importapi_lite.store.sqlite.tokens import TokenStore
+from importapi_lite.store.sqlite.tokens import SqliteTokenStore
 
 from .conftest import CLIENT_ID, JSON, TRANSIT, Api, record
 
@@ -249,7 +249,7 @@ CASES = [
 
 @pytest.fixture
 def tokens(settings: Any, token: str) -> dict[str, str | None]:
-    store = TokenStore(settings.data_dir)
+    store = SqliteTokenStore(settings.data_dir)
     revoked = store.create(CLIENT_ID, "revoked_schema")[1]
     store.revoke(revoked)
     paused = store.create(CLIENT_ID, "paused_schema")[1]

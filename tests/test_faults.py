@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from importapi_lite import Settings, create_app
-from importapi_lite.store.sqlite.admin_token import ensure_admin_token
+from importapi_lite.store.admin_token import ensure_admin_token
 
 from .conftest import Api, db_rows, make_token, record
 from .test_admin import Admin

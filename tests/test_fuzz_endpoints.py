@@ -44,7 +44,8 @@ from importapi_lite.store.sqlite.paths import (
     integration_dir,
     table_path,
 )
-from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION, TokenStore
+from importapi_lite.store.sqlite.tokens import SqliteTokenStore
+from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID, JSON, TRANSIT
 
@@ -93,7 +94,7 @@ class Server:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        tokens = TokenStore(data_dir)
+        tokens = SqliteTokenStore(data_dir)
         try:
             self.token = tokens.create(CLIENT_ID)[1]
         finally:

@@ -15,9 +15,9 @@ from typing import Any
 from importapi_lite import Settings, create_app
 from importapi_lite.errors import ServiceUnavailable
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.store.sqlite import Store
+from importapi_lite.store.sqlite import SqliteDestination
 from importapi_lite.store.sqlite.paths import table_path
-from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
+from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID, Api, db_path, db_rows, make_token, record
 
@@ -68,7 +68,7 @@ async def test_loads_in_one_transaction_still_follow_the_sequence_rule(
 
 
 async def test_a_load_that_fails_in_a_group_fails_alone_and_the_rest_commit(tmp_path: Any):
-    store = Store(tmp_path / "data", durability="fast")
+    store = SqliteDestination(tmp_path / "data", durability="fast")
     path = table_path(store.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "t")
 
     def batch(first: int, count: int) -> TableBatch:
@@ -104,7 +104,7 @@ def _one(key: int) -> TableBatch:
 
 
 async def test_close_commits_the_loads_already_queued_and_leaves_no_table_open(tmp_path: Any):
-    store = Store(tmp_path / "data", durability="fast")
+    store = SqliteDestination(tmp_path / "data", durability="fast")
     path = table_path(store.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "t")
     await store.load(CLIENT_ID, DEFAULT_INTEGRATION, _one(0), RECEIVED)
     loads = [
@@ -121,7 +121,7 @@ async def test_close_commits_the_loads_already_queued_and_leaves_no_table_open(t
 
 
 async def test_a_cancelled_committer_leaves_no_load_waiting_for_ever(tmp_path: Any):
-    store = Store(tmp_path / "data", durability="fast")
+    store = SqliteDestination(tmp_path / "data", durability="fast")
     path = table_path(store.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "t")
     try:
         async with store._table_db(path):

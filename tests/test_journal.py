@@ -10,7 +10,7 @@ import pytest
 
 from importapi_lite import Settings, create_app
 from importapi_lite.observe.journal import MAX_ERROR_BODY_CHARS, Journal, error_body
-from importapi_lite.store.sqlite.admin_token import ensure_admin_token
+from importapi_lite.store.admin_token import ensure_admin_token
 
 from .conftest import CLIENT_ID, Api, make_token, record
 from .test_admin import Admin

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings, create_app
-from importapi_lite.web.keys import store_key
+from importapi_lite.web.keys import destination_key
 
 from .conftest import Api, db_path, db_rows, make_token, record
 
@@ -78,7 +78,7 @@ async def test_durability_sets_how_the_table_databases_sync(
     api, config = await server(aiohttp_client, tmp_path, durability=durability)
     assert (await api.push([record("t", 1, {"id": 1})])).status == 201
     # PRAGMA synchronous belongs to a connection: ask the one the server writes with.
-    (table_db,) = api.client.server.app[store_key]._open.values()
+    (table_db,) = api.client.server.app[destination_key]._open.values()
     found = await table_db.conn.run(lambda db: db.execute("PRAGMA synchronous").fetchone())
     assert found == (synchronous,)  # 2 is FULL, 1 is NORMAL
 

@@ -9,16 +9,15 @@ from decimal import Decimal
 
 import pytest
 
+from importapi_lite.clock import now_text
 from importapi_lite.models import ActivateVersion, TableBatch, Upsert
+from importapi_lite.plan.names import MAX_TABLE_NAME_LENGTH, PARENT_SYSTEM
 from importapi_lite.plan.plans import (
     KEY_MISMATCH,
     MAX_COLUMNS,
-    MAX_TABLE_NAME_LENGTH,
-    PARENT_SYSTEM,
     RowsStep,
     extracted_at,
     layout_from_rows,
-    now_text,
     plan_load,
     raw_record,
 )
@@ -532,7 +531,7 @@ def test_now_text_is_the_time_now_as_utc_text():
     ],
 )
 def test_now_text_writes_each_second_and_microsecond(monkeypatch, nanoseconds):
-    monkeypatch.setattr("importapi_lite.plan.plans.time.time_ns", lambda: nanoseconds)
+    monkeypatch.setattr("importapi_lite.clock.time.time_ns", lambda: nanoseconds)
     expected = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
         microseconds=nanoseconds // 1000
     )

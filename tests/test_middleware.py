@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings, create_app
-from importapi_lite.store.sqlite.tokens import TokenStore
+from importapi_lite.store.sqlite.tokens import SqliteTokenStore
 
 from .conftest import CLIENT_ID, Api, db_rows, make_token, record
 
@@ -128,7 +128,7 @@ async def test_tokens_created_and_revoked_while_running_take_effect_at_once(
     fresh = make_token(settings, CLIENT_ID, integration="other")
     assert (await api.push([record("users", 1, {"id": 1})], token=fresh)).status == 201
     assert db_rows(settings, "users", integration="other") == [{"id": 1}]
-    tokens = TokenStore(settings.data_dir)
+    tokens = SqliteTokenStore(settings.data_dir)
     tokens.revoke(fresh)
     tokens.close()
     assert (await api.push([record("users", 2, {"id": 1})], token=fresh)).status == 401
@@ -138,7 +138,7 @@ async def test_pausing_an_integration_while_running_takes_effect_at_once(
     api: Api, settings: Settings
 ) -> None:
     assert (await api.push([record("users", 1, {"id": 1})])).status == 201
-    tokens = TokenStore(settings.data_dir)
+    tokens = SqliteTokenStore(settings.data_dir)
     tokens.set_integration_state(CLIENT_ID, "import_api", "paused")
     assert (await api.push([record("users", 2, {"id": 1})])).status == 401
     tokens.set_integration_state(CLIENT_ID, "import_api", "active")

@@ -23,10 +23,10 @@ import pytest
 from transit.writer import Writer
 
 from importapi_lite import Settings, create_app
-from importapi_lite.ingest.workers import STAGING_DIR
 from importapi_lite.models import TableBatch, Upsert
 from importapi_lite.plan.plans import plan_load, rebase
-from importapi_lite.web.keys import preparer_key
+from importapi_lite.store.sqlite import SCRATCH_DIR
+from importapi_lite.web.keys import workers_key
 
 from .conftest import TRANSIT, Api, db_rows, make_token, record
 
@@ -169,7 +169,7 @@ def dump(data_dir: Path) -> dict[str, Any]:
     """Every table of every database file, with SQLite's type of every value."""
     found: dict[str, Any] = {}
     for path in sorted(data_dir.rglob("*.sqlite3")):
-        if path.name == "tokens.sqlite3" or STAGING_DIR in path.parts:
+        if path.name == "tokens.sqlite3" or SCRATCH_DIR in path.parts:
             continue
         db = sqlite3.connect(path)
         try:
@@ -207,7 +207,7 @@ async def test_offloaded_bodies_load_exactly_as_on_the_event_loop(
     # Every shape loaded: nested arrays, activate_version, split columns, rejections.
     assert {"customers__friends__pets__value", "versions__tags", "keyless__w"} <= tables
     assert "_sdc_rejected" in tables and "at__st" in db_rows(offload_settings, "typed")[1]
-    assert not list((offload_settings.data_dir / STAGING_DIR).iterdir())  # staging cleaned
+    assert not list((offload_settings.data_dir / SCRATCH_DIR).iterdir())  # staging cleaned
 
 
 KEYED = {"type": "object", "properties": {"id": {"type": "integer"}}}
@@ -258,7 +258,7 @@ async def test_a_lost_worker_leaves_its_request_to_the_event_loop(
     app = create_app(s)
     api = Api(await aiohttp_client(app), make_token(s))
     assert (await api.push([record("t", 1, {"id": 1})])).status == 201
-    pool = app[preparer_key]._pool
+    pool = app[workers_key]._pool
     assert pool is not None
     for process in list(pool._processes.values()):  # noqa: SLF001 - a worker dies mid-service
         os.kill(process.pid, signal.SIGKILL)
@@ -276,7 +276,7 @@ async def test_small_bodies_stay_on_the_event_loop(
     app = create_app(s)
     api = Api(await aiohttp_client(app), make_token(s))
     assert (await api.push([record("t", 1, {"id": 1})])).status == 201
-    assert app[preparer_key]._pool is None  # noqa: SLF001 - no process was started for it
+    assert app[workers_key]._pool is None  # noqa: SLF001 - no process was started for it
 
 
 def _plan(table: str, data: list[dict[str, Any]], layout: Any, keys: tuple[str, ...] = ("id",)):

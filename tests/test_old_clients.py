@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings
-from importapi_lite.store.sqlite.admin_token import ensure_admin_token
+from importapi_lite.store.admin_token import ensure_admin_token
 
 from .clients.harness import (
     CLIENTS,

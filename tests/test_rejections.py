@@ -15,7 +15,7 @@ import pytest
 
 from importapi_lite.observe.rejection_log import MAX_KNOWN, RejectionLog
 from importapi_lite.settings import Settings
-from importapi_lite.store.sqlite.admin_token import ensure_admin_token
+from importapi_lite.store.admin_token import ensure_admin_token
 
 from .conftest import CLIENT_ID, Api, record
 from .test_admin import Admin

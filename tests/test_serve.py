@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from importapi_lite.store.sqlite import SCRATCH_DIR
 from importapi_lite.store.sqlite.paths import table_path
 
 
@@ -165,7 +166,7 @@ def test_serve_loads_a_body_big_enough_for_its_workers(server: tuple) -> None:
         assert db.execute('SELECT count(*) FROM "big"').fetchone() == (3000,)
         assert db.execute('SELECT count(*) FROM "big__tags"').fetchone() == (3000,)
     db.close()
-    assert not list((data_dir / ".staging").iterdir())
+    assert not list((data_dir / SCRATCH_DIR).iterdir())
 
 
 def _rss_bytes(pid: int) -> int:

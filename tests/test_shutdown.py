@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from importapi_lite.store.sqlite.paths import table_path
-from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
+from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 from .test_crash import load_crash
 

@@ -517,18 +517,18 @@ def test_source_key_and_level_column_names():
     assert sql.level_column(1) == "_sdc_level_1_id"
 
 
-def test_the_children_triggers_find_staged_rows_through_indexes() -> None:
-    """Without them each trigger firing scans the staging tables: quadratic in request size."""
+def test_the_children_triggers_find_handed_off_rows_through_indexes() -> None:
+    """Without them each trigger firing scans the handoff tables: quadratic in request size."""
     db = sqlite3.connect(":memory:")
     db.execute('CREATE TABLE "t" ("id", "_sdc_sequence", "_sdc_table_version", PRIMARY KEY ("id"))')
     db.execute('CREATE TABLE "t__x" ("_sdc_source_key_id", "_sdc_level_0_id", "value")')
-    for statement in sql.staging_sql(
+    for statement in sql.handoff_sql(
         "t", ["id"], [("t__x", ["_sdc_source_key_id", "_sdc_level_0_id", "value"])]
     ):
         db.execute(statement)
     lookups = [
         'SELECT min(_sdc_ord) FROM "_sdc_points" WHERE "id" = 1 AND "_sdc_sequence" = 1',
-        'SELECT * FROM "_sdc_stage_0" WHERE _sdc_ord = 1',
+        'SELECT * FROM "_sdc_handoff_0" WHERE _sdc_ord = 1',
     ]
     for lookup in lookups:
         plan = " ".join(str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + lookup))

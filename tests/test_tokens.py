@@ -7,19 +7,18 @@ import stat
 
 import pytest
 
-from importapi_lite.store.sqlite.tokens import (
+from importapi_lite.store.sqlite.tokens import TOKENS_FILE, SqliteTokenStore
+from importapi_lite.store.tokens import (
     DEFAULT_INTEGRATION,
     MAX_ACTIVE_TOKENS,
-    TOKENS_FILE,
     TokenError,
-    TokenStore,
     hash_secret,
 )
 
 
 @pytest.fixture
 def store(tmp_path):
-    tokens = TokenStore(tmp_path)
+    tokens = SqliteTokenStore(tmp_path)
     yield tokens
     tokens.close()
 
@@ -27,7 +26,7 @@ def store(tmp_path):
 @pytest.fixture
 def other(tmp_path, store):
     """A second store on the same directory, as the CLI is to a running server."""
-    tokens = TokenStore(tmp_path)
+    tokens = SqliteTokenStore(tmp_path)
     yield tokens
     tokens.close()
 
@@ -127,7 +126,7 @@ def test_secret_never_appears_in_the_database_files(tmp_path, store):
 
 
 def test_secret_never_appears_in_the_database_file_after_checkpoint(tmp_path):
-    store = TokenStore(tmp_path)
+    store = SqliteTokenStore(tmp_path)
     _, secret = store.create(5)
     store.close()  # the last connection checkpoints the WAL into the main file
 
@@ -328,11 +327,11 @@ def test_state_of_an_unknown_integration_cannot_be_set(store):
 
 
 def test_tokens_survive_reopening_the_store(tmp_path):
-    first = TokenStore(tmp_path)
+    first = SqliteTokenStore(tmp_path)
     token, secret = first.create(5)
     first.close()
 
-    second = TokenStore(tmp_path)
+    second = SqliteTokenStore(tmp_path)
     try:
         assert second.lookup(secret) == token
     finally:
@@ -342,7 +341,7 @@ def test_tokens_survive_reopening_the_store(tmp_path):
 def test_store_creates_a_missing_data_directory(tmp_path):
     data_dir = tmp_path / "a" / "b"
 
-    store = TokenStore(data_dir)
+    store = SqliteTokenStore(data_dir)
     store.close()
 
     assert (data_dir / TOKENS_FILE).is_file()

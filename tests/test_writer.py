@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.store.sqlite import Store
+from importapi_lite.store.sqlite import SqliteDestination
 from importapi_lite.store.sqlite.paths import table_path
 from importapi_lite.store.sqlite.thread import ConnectionThread
-from importapi_lite.store.sqlite.tokens import DEFAULT_INTEGRATION
+from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 from .conftest import CLIENT_ID
 
@@ -99,7 +99,7 @@ async def test_a_closed_connection_takes_no_more_calls_and_its_thread_ends(tmp_p
 
 
 async def test_a_group_whose_starter_is_cancelled_still_commits_the_others(tmp_path: Any):
-    store = Store(tmp_path / "data", durability="fast")
+    store = SqliteDestination(tmp_path / "data", durability="fast")
     path = table_path(store.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "t")
 
     def batch(key: int) -> TableBatch:
@@ -136,7 +136,7 @@ async def test_a_group_whose_starter_is_cancelled_still_commits_the_others(tmp_p
 async def test_a_table_connection_caches_what_cache_mib_says(
     tmp_path: Any, cache_mib: int, cache_size: int
 ):
-    store = Store(tmp_path / "data", durability="fast", cache_mib=cache_mib)
+    store = SqliteDestination(tmp_path / "data", durability="fast", cache_mib=cache_mib)
     path = table_path(store.data_dir, CLIENT_ID, DEFAULT_INTEGRATION, "t")
     try:
         await store.load(

@@ -18,9 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AdminError, AdminNotFound, AdminNotReady
-from ..store.sqlite import reading, reset
-from ..store.sqlite.reading import TableSummary, UnknownColumn
-from ..web.keys import store_key, tokens_key
+from ..store.destination import TableReader, TableSummary, UnknownColumn
+from ..web.keys import destination_key, tokens_key
 from ..web.responses import json_response
 from .openapi import OPENAPI
 
@@ -41,7 +40,7 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    problem = await request.config_dict[store_key].problem()
+    problem = await request.config_dict[destination_key].problem()
     if problem is not None:
         raise AdminNotReady(problem)
     return json_response({"status": "ready"})
@@ -50,7 +49,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def clients(request: web.Request) -> web.Response:
     """Clients with data or tokens, their integrations (and states), tables and row counts."""
     states = {(c, n): s for c, n, s in request.config_dict[tokens_key].integrations()}
-    stored = await reading.list_integrations(request.config_dict[store_key].data_dir)
+    stored = await request.config_dict[destination_key].integrations()
     tables = {(i.client_id, i.integration): i.tables for i in stored}
     by_client: dict[int, list[dict[str, Any]]] = {}
     for client_id, name in sorted(states.keys() | tables.keys()):
@@ -67,8 +66,7 @@ async def clients(request: web.Request) -> web.Response:
 
 async def tables(request: web.Request) -> web.Response:
     client_id, integration = _client_id(request), request.match_info["integration"]
-    data_dir = request.config_dict[store_key].data_dir
-    found = await reading.list_tables(data_dir, client_id, integration)
+    found = await request.config_dict[destination_key].tables(client_id, integration)
     return json_response({"tables": [_summary(t) for t in found]})
 
 
@@ -143,13 +141,14 @@ async def wait(request: web.Request) -> web.Response:
     timeout = _float_query(request, "timeout", DEFAULT_WAIT_S, MAX_WAIT_S)
     client_id, integration = _client_id(request), request.match_info["integration"]
     name = request.match_info["table"]
-    store = request.config_dict[store_key]
+    destination = request.config_dict[destination_key]
     started = time.monotonic()
     while True:
-        changed = store.next_change()
-        count = await reading.count_rows(store.data_dir, client_id, integration, name)
+        changed = destination.next_change()
+        async with destination.open_table(client_id, integration, name) as reader:
+            count = 0 if reader is None else await reader.count()
         remaining = timeout - (time.monotonic() - started)
-        if count >= min_rows or remaining <= 0 or store.is_stopping:
+        if count >= min_rows or remaining <= 0 or destination.is_stopping:
             break
         try:
             await asyncio.wait_for(changed.wait(), remaining)
@@ -166,20 +165,21 @@ async def wait(request: web.Request) -> web.Response:
 
 
 async def reset_everything(request: web.Request) -> web.Response:
-    removed = await reset.reset_everything(request.config_dict[store_key])
+    removed = await request.config_dict[destination_key].reset_everything()
     return json_response({"reset": "everything", "clients_removed": removed})
 
 
 async def reset_client(request: web.Request) -> web.Response:
     client_id = _client_id(request)
-    removed = await reset.reset_client(request.config_dict[store_key], client_id)
+    removed = await request.config_dict[destination_key].reset_client(client_id)
     return json_response({"reset": "client", "client_id": client_id, "removed": removed})
 
 
 async def reset_table(request: web.Request) -> web.Response:
     client_id, integration = _client_id(request), request.match_info["integration"]
     name = request.match_info["table"]
-    removed = await reset.reset_table(request.config_dict[store_key], client_id, integration, name)
+    destination = request.config_dict[destination_key]
+    removed = await destination.reset_table(client_id, integration, name)
     body = {
         "reset": "table",
         "client_id": client_id,
@@ -197,9 +197,12 @@ async def rejected(request: web.Request) -> web.Response:
     offset = _int_query(request, "offset", 0, 0, None)
     client_id, integration = _client_id(request), request.match_info["integration"]
     name = request.match_info.get("table", request.query.get("table"))
-    where = (request.config_dict[store_key].data_dir, client_id, integration, name)
-    reasons = await reading.rejection_reasons(*where)
-    total, page = await reading.rejected_records(*where, limit=limit, offset=offset)
+    destination = request.config_dict[destination_key]
+    reasons = await destination.rejection_reasons(client_id, integration, name)
+    page = await destination.rejected_records(
+        client_id, integration, name, limit=limit, offset=offset
+    )
+    total, records = page
     body = {
         "table": name,
         "total": total,
@@ -219,7 +222,7 @@ async def rejected(request: web.Request) -> web.Response:
                 "reason": r.reason,
                 "record": r.record,
             }
-            for r in page
+            for r in records
         ],
         "limit": limit,
         "offset": offset,
@@ -237,12 +240,12 @@ def _summary(summary: TableSummary) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _open_table(request: web.Request) -> AsyncIterator[reading.TableReader]:
+async def _open_table(request: web.Request) -> AsyncIterator[TableReader]:
     """The route's table, or a 404."""
     client_id, integration = _client_id(request), request.match_info["integration"]
     name = request.match_info["table"]
-    data_dir = request.config_dict[store_key].data_dir
-    async with reading.open_table(data_dir, client_id, integration, name) as reader:
+    destination = request.config_dict[destination_key]
+    async with destination.open_table(client_id, integration, name) as reader:
         if reader is None:
             raise AdminNotFound(
                 f"Client {client_id} has no table {name!r} in integration {integration!r}"

@@ -23,6 +23,7 @@ from ..errors import (
     ImportApiError,
 )
 from ..web.keys import admin_token_key, tokens_key
+from ..web.middleware import bearer_secret
 from . import control, handlers
 
 ADMIN_PREFIX = "/_importapi/v1"
@@ -100,9 +101,8 @@ async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.S
     """
     if request.match_info.handler in _PUBLIC:
         return await handler(request)
-    scheme, _, secret = request.headers.get("Authorization", "").strip().partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret:
+    secret = bearer_secret(request)
+    if secret is None:
         raise AdminUnauthorized()
     if request.config_dict[admin_token_key].matches(secret):
         return await handler(request)

@@ -3,13 +3,13 @@
 The event loop is one core of Python, and a 20,000-record body costs it about half a second of
 decoding, validation and planning, while SQLite needs a fraction of that to store the rows. A
 body of ``offload_bytes`` or more therefore goes to a pool of worker processes, which run the
-very functions the event loop would (``decode_body``, ``parse_batch``/``parse_push``,
-``plan_load``) and stage each table's rows in a file (``storage/staging.py``); the store moves
-them in with SQL alone. Every core works, and the loop stays free for small requests.
+very functions the event loop would (``body.parse``, ``plan_load``) and stage each table's rows
+with the destination's stager (SQLite: a scratch file); the destination moves them in with SQL
+alone. Every core works, and the loop stays free for small requests.
 
-A worker plans against the table layouts the store had committed when the job was sent. If a
-layout changed before the load's transaction began (a concurrent request added a column), the
-store refuses that plan (``StalePlan``) and the table is planned again; after
+A worker plans against the table layouts the destination had committed when the job was sent.
+If a layout changed before the load's transaction began (a concurrent request added a column),
+the destination refuses that plan (``StalePlan``) and the table is planned again; after
 ``MAX_ATTEMPTS`` the event loop does it. A pool that lost a worker is replaced, and its jobs run
 on the event loop. Must not import aiohttp: workers import this module.
 """
@@ -21,81 +21,58 @@ import gc
 import logging
 import multiprocessing
 import os
-import shutil
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..models import TableBatch
 from ..plan.plans import Layout
-from ..store.sqlite.paths import NameTooLong, table_path
-from ..store.sqlite.staging import StagedLoad, stage_batch
-from .codec import decode_body
-from .validation import parse_batch, parse_push
+from ..store.destination import Staged, Stager
+from .body import Body, parse
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # plans made in a worker, per table, before the event loop plans it
-STAGING_DIR = ".staging"  # under the data directory: never a client's folder (digits only)
 
-Prepared = list[TableBatch | StagedLoad]
+Prepared = list[TableBatch | Staged]
 
 
 @dataclass(frozen=True)
-class Job:
+class WorkerJob:
     """What a worker needs to turn one request body into staged loads."""
 
-    endpoint: str  # "push" or "batch"
-    media_type: str
-    body: bytes
-    client_id: int
-    integration: str
-    data_dir: Path
-    layouts: dict[str, Layout]  # committed layouts by table name (Store.layout_snapshots)
-    received_at: str
+    body: Body
+    layouts: dict[str, Layout]  # committed layouts by table name (``Destination.layouts``)
+    stage: Stager  # the destination's
     tables: frozenset[str] | None = None  # only these tables (planning again), or all
 
 
-def prepare(job: Job) -> Prepared:
-    """In a worker: the body's table batches, each staged, or left as it is when its name
-    cannot be stored (the store rejects its records). Raises what the event loop would."""
-    decoded = decode_body(job.media_type, job.body)
-    if job.endpoint == "batch":
-        batches = [parse_batch(decoded)]
-    else:
-        batches = parse_push(decoded, job.client_id)
-    staging = job.data_dir / STAGING_DIR
+def prepare(job: WorkerJob) -> Prepared:
+    """In a worker: the body's table batches, each staged (or left as it is, if the destination
+    would rather load it so). Raises what the event loop would."""
     prepared: Prepared = []
     try:
-        for batch in batches:
-            if job.tables is not None and batch.table_name not in job.tables:
-                continue
-            try:
-                table_path(job.data_dir, job.client_id, job.integration, batch.table_name)
-            except NameTooLong:
-                prepared.append(batch)
-                continue
-            layout = job.layouts.get(batch.table_name, {})
-            staged = stage_batch(batch, layout, staging, job.received_at)
-            prepared.append(batch if staged is None else staged)
+        for batch in parse(job.body):
+            if job.tables is None or batch.table_name in job.tables:
+                layout = job.layouts.get(batch.table_name, {})
+                prepared.append(job.stage(batch, layout, job.body.received_at))
     except BaseException:
-        remove_staged(prepared)
+        discard(prepared)
         raise
     return prepared
 
 
-def remove_staged(prepared: Prepared) -> None:
+def discard(prepared: Prepared) -> None:
     for item in prepared:
-        if isinstance(item, StagedLoad):
-            item.remove()
+        if not isinstance(item, TableBatch):
+            item.discard()
 
 
 class WorkerLost(Exception):
     """The pool lost a worker (killed, out of memory) while it held the job."""
 
 
-class Preparer:
+class Workers:
     """The worker pool: ``workers`` processes (-1: one per core; 0: none, all in process),
     started on first use or by ``warm_up``, for bodies of ``offload_bytes`` or more.
 
@@ -108,16 +85,9 @@ class Preparer:
         self.offload_bytes = offload_bytes
         self._pool: ProcessPoolExecutor | None = None
 
-    def takes(self, body: bytes) -> bool:
+    def offloads(self, body: Body) -> bool:
         """Whether this body goes to a worker: below ``offload_bytes`` the trip costs more."""
-        return self.workers > 0 and len(body) >= self.offload_bytes
-
-    @staticmethod
-    def clear_staging(data_dir: Path) -> None:
-        """An empty staging folder: files a crash left there belong to no request now."""
-        staging = data_dir / STAGING_DIR
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True, exist_ok=True)
+        return self.workers > 0 and len(body.data) >= self.offload_bytes
 
     def warm_up(self) -> None:
         """Start every worker now, in the background, so no request waits for one to start."""
@@ -136,7 +106,7 @@ class Preparer:
             )
         return self._pool
 
-    async def prepare(self, job: Job) -> Prepared:
+    async def prepare(self, job: WorkerJob) -> Prepared:
         pool = self._started()
         try:
             future = pool.submit(prepare, job)
@@ -152,7 +122,7 @@ class Preparer:
             logger.warning("a worker process was lost; its request runs on the event loop")
             raise WorkerLost from None
         except asyncio.CancelledError:
-            future.add_done_callback(_remove_when_done)  # the worker may still stage files
+            future.add_done_callback(_discard_when_done)  # the worker may still stage rows
             raise
 
     def close(self) -> None:
@@ -161,9 +131,9 @@ class Preparer:
             self._pool = None
 
 
-def _remove_when_done(future: Future[Prepared]) -> None:
+def _discard_when_done(future: Future[Prepared]) -> None:
     if not future.cancelled() and future.exception() is None:
-        remove_staged(future.result())
+        discard(future.result())
 
 
 # Allocations between collections of the youngest generation (700 by default): a 20,000-record

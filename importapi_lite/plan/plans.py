@@ -1,6 +1,6 @@
 """Plan a table batch's load: rejections, new tables and columns, and the rows to write.
 
-Pure: no I/O. ``storage.Store`` reads the file's ``Layout`` and runs the plan in one transaction.
+Pure: no I/O. A destination reads the table's ``Layout`` and runs the plan in one transaction.
 Each data point is shaped (``shape.py``) and its cells placed in columns: a cell keeps its name
 while its type matches the column's, otherwise it goes to a split column ``<name>__<suffix>``
 (SPEC §12.4). A data point that cannot load is rejected whole, parent and subtables, into
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,13 +22,18 @@ from typing import Any
 from ..models import ActivateVersion, Message, TableBatch, Upsert
 from .names import (
     BATCHED_AT,
+    CHILD_SYSTEM,
     EXTRACTED_AT,
+    PARENT_SYSTEM,
     PRIMARY_KEY,
     RECEIVED_AT,
     SEQUENCE,
     TABLE_VERSION,
+    field_name_problem,
+    fold,
     level_column,
     source_key_column,
+    table_name_problem,
 )
 from .shape import (
     DECIMAL,
@@ -50,74 +53,8 @@ from .shape import (
     utc_text,
 )
 
-MAX_TABLE_NAME_LENGTH = 63  # PostgreSQL's, the destination modelled (SPEC §8)
 MAX_COLUMNS = 2000 - 16  # SQLite's default SQLITE_MAX_COLUMN, less room for system columns
-# Table names only (SPEC §8): _sdc_rejected and the metadata tables share each file, and
-# SQLite keeps sqlite_ for its own tables.
-RESERVED_PREFIXES = ("_sdc", "__sdc", "_rjm", "sqlite_")
-# Field names: the docs reserve _rjm, and no tap sends it. _sdc_* fields are data columns
-# (Stitch's own taps send them, SPEC §13.8) unless named as a system column (below).
-RESERVED_FIELD_PREFIX = "_rjm"
 KEY_MISMATCH = "Keys for table do not match Primary Keys of incoming data"
-
-# System columns and their Stitch types: top-level tables, then what subtables copy of them.
-PARENT_SYSTEM = {
-    SEQUENCE: INTEGER,
-    TABLE_VERSION: INTEGER,
-    RECEIVED_AT: TIMESTAMP,
-    BATCHED_AT: TIMESTAMP,
-    EXTRACTED_AT: TIMESTAMP,
-}
-CHILD_SYSTEM = {c: t for c, t in PARENT_SYSTEM.items() if c != EXTRACTED_AT}
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def fold(name: str) -> str:
-    """How SQLite compares identifiers: ASCII letters case-insensitively, nothing else folded."""
-    return name.translate(_ASCII_LOWER)
-
-
-def now_text() -> str:
-    """The time now, as ``utc_text`` writes it. Every request takes one: the text of the current
-    second is made once, and only the microseconds each time (under a third of the cost)."""
-    global _second_text
-    second, fraction = divmod(time.time_ns() // 1000, 1_000_000)
-    cached = _second_text  # read once: writer threads call this too
-    if cached[0] != second:
-        cached = _second_text = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{cached[1]}.{fraction:06d}Z"
-
-
-_second_text: tuple[int, str] = (-1, "")  # (seconds since the epoch, its text)
-
-
-def table_name_problem(name: str) -> str | None:
-    """Why a table of this name cannot be loaded, or None."""
-    if "\x00" in name:
-        return "Table name contains a NUL character"
-    if len(name) > MAX_TABLE_NAME_LENGTH:
-        return f"Table name {name} is longer than {MAX_TABLE_NAME_LENGTH} characters"
-    if fold(name).startswith(RESERVED_PREFIXES):
-        return f"Table name {name} uses a reserved prefix"
-    return None
-
-
-def _field_problem(name: str, in_subtable: bool) -> str | None:
-    if "\x00" in name:
-        return "Field name contains a NUL character"
-    folded = fold(name)
-    if folded.startswith(RESERVED_FIELD_PREFIX):
-        return f"Field {name} uses a reserved prefix"
-    # The loading model writes these columns itself; a field named as one would lose its value
-    # or overwrite the system's (SPEC §13.8). SQLite compares names with ASCII case folded.
-    if folded in _SYSTEM_NAMES or (in_subtable and _SUBTABLE_SYSTEM.fullmatch(folded)):
-        return f"Field {name} collides with a system column"
-    return None
-
-
-_SYSTEM_NAMES = frozenset(map(fold, (*PARENT_SYSTEM, PRIMARY_KEY)))
-_SUBTABLE_SYSTEM = re.compile(r"_sdc_source_key_.*|_sdc_level_[0-9]+_id", re.DOTALL)
 
 
 def extracted_at(time_extracted: str | None) -> str | None:
@@ -217,6 +154,24 @@ def cells(points: list[AnyPoint], columns: list[str]) -> list[tuple[Any, ...]]:
     return result
 
 
+def point_rows(points: list[AnyPoint], identity: list[str], first: int) -> list[tuple[Any, ...]]:
+    """Each data point's ``identity`` cells after its ordinal (the first's is ``first``): how
+    the load links a point to its subtable rows (``child_rows``)."""
+    return [(first + i, *c) for i, c in enumerate(cells(points, identity))]
+
+
+def child_rows(
+    points: list[AnyPoint], subtable: str, columns: list[str], first: int
+) -> list[tuple[Any, ...]]:
+    """The rows of ``subtable`` the data points carry, ``columns`` of each after its data
+    point's ordinal (``point_rows``)."""
+    return [
+        (first + i, *map(row.get, columns))
+        for i, point in enumerate(points)
+        for row in point.children.get(subtable, ())
+    ]
+
+
 @functools.lru_cache(maxsize=1024)
 def _getter(plan: _CellsPlan, wanted: tuple[str, ...]) -> Any:
     """``plan.getter(wanted)``, made once: a group commit's pushes share their plans, and
@@ -230,9 +185,10 @@ class RowsStep:
 
 
 @dataclass(frozen=True, slots=True)
-class StagedRows:
-    """A step's rows once staged (``staging.py``): data points ``first`` to ``first + count - 1``
-    by ordinal, and by subtable name, the ``(offset, count)`` of its rows in its staged table."""
+class ScratchRows:
+    """A step's rows once written to a scratch file (``store/sqlite/scratch.py``): data points
+    ``first`` to ``first + count - 1`` by ordinal, and by subtable name, the ``(offset, count)`` of
+    its rows in the file's table of that subtable."""
 
     first: int
     count: int
@@ -245,7 +201,7 @@ class LoadPlan:
     layout: Layout  # every table of the file after the load
     new_tables: list[str]  # created by this load, parents first
     new_columns: list[tuple[str, str]]  # (table, column) added to tables that existed
-    steps: list[RowsStep | ActivateVersion] | list[StagedRows | ActivateVersion]
+    steps: list[RowsStep | ActivateVersion] | list[ScratchRows | ActivateVersion]
     rejected: list[Rejection]
     accepted_upserts: int
 
@@ -393,11 +349,11 @@ def _copy(info: TableInfo) -> TableInfo:
     return TableInfo(info.name, info.parent, info.key_columns, info.key_names, dict(info.columns))
 
 
-def _writable(staged: Layout, info: TableInfo) -> TableInfo:
+def _writable(draft: Layout, info: TableInfo) -> TableInfo:
     """The data point's own copy of a table, made the first time it needs to change it."""
-    if info.name not in staged:
-        staged[info.name] = _copy(info)
-    return staged[info.name]
+    if info.name not in draft:
+        draft[info.name] = _copy(info)
+    return draft[info.name]
 
 
 class _Placer:
@@ -551,9 +507,9 @@ class _Placer:
         problem = table_name_problem(self.table)
         if problem is not None:
             raise _Rejected(problem)
-        # Every change is made to copies (``staged``), adopted only if the whole data point fits.
-        staged: Layout = {}
-        parent = self._table(staged, self.table, None, message.key_names, shaped)
+        # Every change is made to a draft of copies, adopted only if the whole data point fits.
+        draft: Layout = {}
+        parent = self._table(draft, self.table, None, message.key_names, shaped)
         if parent.key_names != message.key_names:
             raise _Rejected(KEY_MISMATCH)  # the first accepted key_names define the table
         system = {
@@ -563,7 +519,7 @@ class _Placer:
             BATCHED_AT: self.batched_at,
         }
         extracted = {EXTRACTED_AT: extracted_at(message.time_extracted)}
-        row = self._row(staged, parent, shaped.cells, system | extracted)
+        row = self._row(draft, parent, shaped.cells, system | extracted)
         if not message.key_names:
             row[PRIMARY_KEY] = str(uuid.uuid4())  # append-only rows get a random id (SPEC §10.3)
         links = {source_key_column(k): row[k] for k in parent.key_columns}
@@ -573,32 +529,32 @@ class _Placer:
             problem = table_name_problem(name)
             if problem is not None:
                 raise _Rejected(problem)
-            info = self._table(staged, name, parent, (), None, depth=len(child.levels))
+            info = self._table(draft, name, parent, (), None, depth=len(child.levels))
             levels = {level_column(n): i for n, i in enumerate(child.levels)}
             base = links | levels | system
-            children.setdefault(name, []).append(self._row(staged, info, child.cells, base))
-        for info in staged.values():
+            children.setdefault(name, []).append(self._row(draft, info, child.cells, base))
+        for info in draft.values():
             if len(info.columns) > MAX_COLUMNS:
                 raise _Rejected(
                     f"Too many columns: table {info.name} would have {len(info.columns)}"
                 )
-        self.layout.update(staged)
+        self.layout.update(draft)
         self.accepted += 1
         return Point(row, children)
 
     def _table(
         self,
-        staged: Layout,
+        draft: Layout,
         name: str,
         parent: TableInfo | None,
         key_names: tuple[str, ...],
         shaped: Shaped | None,
         depth: int = 0,
     ) -> TableInfo:
-        known = staged.get(name) or self.layout.get(name)
+        known = draft.get(name) or self.layout.get(name)
         if known is not None:
             return known
-        if any(fold(other) == fold(name) for other in (*self.layout, *staged)):
+        if any(fold(other) == fold(name) for other in (*self.layout, *draft)):
             raise _Rejected(f"Table name collision on {name}")  # SQLite ignores the case
         if parent is None:
             assert shaped is not None
@@ -622,18 +578,18 @@ class _Placer:
             info = TableInfo(
                 name, parent.name, (*links, *levels), (), links | levels | CHILD_SYSTEM
             )
-        staged[name] = info
+        draft[name] = info
         return info
 
     def _row(
-        self, staged: Layout, info: TableInfo, cells: list[Cell], base: dict[str, Any]
+        self, draft: Layout, info: TableInfo, cells: list[Cell], base: dict[str, Any]
     ) -> dict[str, Any]:
         row = dict(base)
         for cell in cells:
             if cell.value is None or cell.type is None:  # a null fits any column: never a split
                 _check_field_name(cell.name, info.parent is not None)
                 if cell.type is not None and fold(cell.name) not in info.folded:
-                    info = _writable(staged, info)  # the schema types its column: make it
+                    info = _writable(draft, info)  # the schema types its column: make it
                     _column_for(info, cell.name, cell.type, cell.base)
                 continue
             # The common case first: a data column of this type exists. System columns all
@@ -641,7 +597,7 @@ class _Placer:
             if info.columns.get(cell.name) == cell.type and cell.name[:1] != "_":
                 column = cell.name
             else:
-                info = _writable(staged, info)
+                info = _writable(draft, info)
                 column = _column_for(info, cell.name, cell.type, cell.base)
             if column in row:
                 raise _Rejected(f"Field collision on {column}")
@@ -854,7 +810,7 @@ def _converter(value: Any, stitch_type: str, declared: str | None) -> Any:
 
 
 def _check_field_name(name: str, in_subtable: bool) -> None:
-    problem = _field_problem(name, in_subtable)
+    problem = field_name_problem(name, in_subtable)
     if problem is not None:
         raise _Rejected(problem)
 

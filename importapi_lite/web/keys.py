@@ -1,4 +1,4 @@
-"""Every ``web.AppKey`` of the application, typed, in one place."""
+"""Every ``web.AppKey`` and ``web.RequestKey`` of the application, typed, in one place."""
 
 from __future__ import annotations
 
@@ -6,19 +6,22 @@ import asyncio
 
 from aiohttp import web
 
-from ..ingest.workers import Preparer
+from ..ingest.pipeline import Pipeline
+from ..ingest.workers import Workers
 from ..models import LoadResult
 from ..observe.faults import Fault, Faults
 from ..observe.journal import Journal
 from ..settings import Settings
-from ..store.sqlite import Store
-from ..store.sqlite.admin_token import AdminToken
-from ..store.sqlite.tokens import Token, TokenStore
+from ..store.admin_token import AdminToken
+from ..store.destination import Destination
+from ..store.tokens import Token, TokenStore
 from .budget import ByteBudget
 
 settings_key = web.AppKey("settings", Settings)
-store_key = web.AppKey("store", Store)
-tokens_key = web.AppKey("tokens", TokenStore)
+destination_key: web.AppKey[Destination] = web.AppKey("destination")
+pipeline_key = web.AppKey("pipeline", Pipeline)
+workers_key = web.AppKey("workers", Workers)
+tokens_key: web.AppKey[TokenStore] = web.AppKey("tokens")
 admin_token_key = web.AppKey("admin_token", AdminToken)
 journal_key = web.AppKey("journal", Journal)
 faults_key = web.AppKey("faults", Faults)
@@ -26,7 +29,6 @@ request_slots_key = web.AppKey("request_slots", asyncio.Semaphore)
 # The read deadlines of bodies being received, brought forward on shutdown.
 uploads_key: web.AppKey[set[asyncio.Timeout]] = web.AppKey("uploads")
 body_budget_key = web.AppKey("body_budget", ByteBudget)
-preparer_key = web.AppKey("preparer", Preparer)
 
 # Set by middleware for the handler (SPEC §3.3): who is asking, and the body as read.
 received_at_key = web.RequestKey("received_at", str)

@@ -21,6 +21,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ..clock import now_text
 from ..errors import (
     ConnectionNotActive,
     GatewayTimeout,
@@ -38,9 +39,8 @@ from ..errors import (
 from ..ingest.codec import decode_body
 from ..observe.faults import Fault, tables_named_in
 from ..observe.journal import error_body
-from ..plan.plans import now_text
 from ..settings import Settings
-from ..store.sqlite.tokens import Token
+from ..store.tokens import Token
 from .keys import (
     body_budget_key,
     body_key,
@@ -80,7 +80,7 @@ async def journal_middleware(request: web.Request, handler: Handler) -> web.Stre
     if belongs_to_sub_app(request):
         return await handler(request)
     # When the request arrived: the journal's time, and every row's _sdc_received_at.
-    time_ = request[received_at_key] = now_text()
+    arrived_at = request[received_at_key] = now_text()
     started = time.perf_counter()
     status: int | None = None
     response: web.StreamResponse | None = None
@@ -92,14 +92,14 @@ async def journal_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        _record(request, response, status, time_, time.perf_counter() - started)
+        _record(request, response, status, arrived_at, time.perf_counter() - started)
 
 
 def _record(
     request: web.Request,
     response: web.StreamResponse | None,
     status: int | None,
-    time_: str,
+    arrived_at: str,
     duration: float,
 ) -> None:
     fault = request.get(fault_key)
@@ -113,7 +113,7 @@ def _record(
     token = request.get(token_key)
     results = request.get(load_results_key, [])
     request.app[journal_key].record(
-        time=time_,
+        time=arrived_at,
         method=request.method,
         path=request.path,
         status=status,
@@ -159,7 +159,7 @@ async def checks_middleware(request: web.Request, handler: Handler) -> web.Strea
     """
     if belongs_to_sub_app(request):
         return await handler(request)  # the admin API: its own routing, auth and errors
-    endpoint = routed(request)
+    endpoint = endpoint_for(request)
     if not endpoint.media_types:  # /status: no body to read, no request slot to take
         if endpoint.needs_token:
             request[token_key] = authenticate(request)
@@ -176,7 +176,7 @@ async def checks_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await _with_body(request, handler, endpoint)
 
 
-def routed(request: web.Request) -> Endpoint:
+def endpoint_for(request: web.Request) -> Endpoint:
     """The endpoint, or 404 and 405 before anything else: an unknown path never reaches auth."""
     endpoint = endpoint_of(request)
     if endpoint is not None:
@@ -186,12 +186,18 @@ def routed(request: web.Request) -> Endpoint:
     raise NotFound()
 
 
-def authenticate(request: web.Request) -> Token:
-    """The Bearer token's; 401 for a bad token, region or integration."""
+def bearer_secret(request: web.Request) -> str | None:
+    """The secret of an ``Authorization: Bearer <secret>`` header, or None. The scheme is
+    case-insensitive; ``Bearer: tok`` (a typo in Stitch's docs) is no Bearer token (SPEC §2)."""
     scheme, _, secret = request.headers.get("Authorization", "").strip().partition(" ")
     secret = secret.strip()
-    # The scheme is case-insensitive; "Bearer: tok" (a docs typo) is a bad token (SPEC §2).
-    if scheme.lower() != "bearer" or not secret:
+    return secret if scheme.lower() == "bearer" and secret else None
+
+
+def authenticate(request: web.Request) -> Token:
+    """The Bearer token's; 401 for a bad token, region or integration."""
+    secret = bearer_secret(request)
+    if secret is None:
         raise Unauthorized()
     token = request.app[tokens_key].lookup(secret)
     if token is None or not token.is_active:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..ingest.pipeline import load_body
+from .loading import load
 from .responses import created
 
 
 async def push(request: web.Request) -> web.Response:
-    await load_body(request, "push")
+    await load(request, "push")
     return created()

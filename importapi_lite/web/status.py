@@ -1,19 +1,19 @@
 """``GET /v2/import/status``: the API Status object, no auth (SPEC §6). 503 with a ``reason``
-while the data directory cannot take writes: missing, read-only, full (``storage.disk``)."""
+while the destination cannot take writes (SQLite: the data directory missing, read-only, full)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from .. import __version__
-from .keys import store_key
+from .keys import destination_key
 from .responses import json_response
 
 REVISION = "importapi-lite"  # Stitch reports a git revision here; ours names the product
 
 
 async def status(request: web.Request) -> web.Response:
-    problem = await request.app[store_key].problem()
+    problem = await request.app[destination_key].problem()
     body = {
         "name": "pipeline.gate",
         "version": __version__,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..ingest.codec import decode_body
-from ..ingest.validation import parse_push
-from .keys import body_key, media_type_key, token_key
+from ..ingest.body import parse
+from .loading import body_of
 from .responses import batch_status
 
 
 async def validate(request: web.Request) -> web.Response:
-    records = decode_body(request[media_type_key], request[body_key])
-    parse_push(records, request[token_key].client_id)
+    parse(body_of(request, "validate"))
     return batch_status("OK", "Batch is valid!", 200)

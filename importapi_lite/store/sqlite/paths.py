@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+from ...plan.names import table_name_problem
+
 DB_SUFFIX = ".sqlite3"
 MAX_FILE_NAME_BYTES = 240  # under the 255 of ext4/APFS/NTFS, with room for -wal and -shm
 REJECTED_TABLE = "_sdc_rejected"
@@ -68,3 +70,17 @@ def table_path(data_dir: Path, client_id: int, integration: str, table_name: str
 def table_name_of(path: Path) -> str:
     """The table a database file holds: the inverse of ``table_path`` for the last component."""
     return decode_name(path.name.removesuffix(DB_SUFFIX))
+
+
+def table_problem(data_dir: Path, client_id: int, integration: str, table_name: str) -> str | None:
+    """Why this destination cannot hold a table of this name, or None: the loading model's
+    rules (``plan.names``), then the length of its file name. Every load asks this before it
+    opens a table's file, so no name reaches a file it must not (``_sdc_rejected``, say)."""
+    problem = table_name_problem(table_name)
+    if problem is not None:
+        return problem
+    try:
+        table_path(data_dir, client_id, integration, table_name)
+    except NameTooLong:
+        return "Table name is too long to store"
+    return None

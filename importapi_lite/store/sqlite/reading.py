@@ -3,8 +3,8 @@ the records rejected while loading (``_sdc_rejected``), which a user must find w
 
 Reads use their own read-only connections (``mode=ro``), never the writers' pool: in WAL mode
 they see the last commit without waiting for a load, and a table that is gone (reset) is
-reported as missing instead of being created afresh as an empty file. Every connection is
-run on a thread of their own (``thread.py``), so a read never blocks the event loop.
+reported as missing instead of being created afresh as an empty file. Each connection runs on
+a thread of its own (``thread.py``), so a read never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -15,10 +15,19 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..destination import (
+    Column,
+    IntegrationSummary,
+    RejectedRecord,
+    RejectionReason,
+    TableDescription,
+    TableSummary,
+    UnknownColumn,
+    Where,
+)
 from .paths import (
     DB_SUFFIX,
     REJECTED_TABLE,
@@ -32,70 +41,6 @@ from .sql import COLUMNS_TABLE, META_TABLE, PRIMARY_KEY, q
 from .thread import ConnectionThread
 
 _CLIENT_FOLDER = re.compile(r"-?[0-9]+")  # str(int(client_id)), as paths.integration_dir writes
-Where = Sequence[tuple[str, str]]  # (column, value) pairs, all must hold; compared as text
-
-
-class UnknownColumn(ValueError):
-    """A filter names a column the table does not have."""
-
-    def __init__(self, column: str) -> None:
-        super().__init__(f"no column {column!r}")
-        self.column = column
-
-
-@dataclass(frozen=True)
-class TableSummary:
-    name: str
-    rows: int
-    subtables: list[TableSummary] = field(default_factory=list)
-    rejected: int = 0  # its records in _sdc_rejected (top-level tables: a subtable has none)
-    path: Path | None = None  # its database file; None when it has only rejected records
-
-
-@dataclass(frozen=True)
-class RejectedRecord:
-    """One row of ``_sdc_rejected``: a record accepted by the API that could not be loaded."""
-
-    rejected_at: str
-    table_name: str
-    reason: str
-    record: Any  # the record as the client sent it (JSON)
-
-
-@dataclass(frozen=True)
-class RejectionReason:
-    """How many of a table's records were rejected for one reason, and when last."""
-
-    table_name: str
-    reason: str
-    count: int
-    last_rejected_at: str
-
-
-@dataclass(frozen=True)
-class IntegrationSummary:
-    client_id: int
-    integration: str
-    tables: list[TableSummary]
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str  # the Stitch type: integer, double, decimal, string, boolean, timestamp
-
-
-@dataclass(frozen=True)
-class TableDescription:
-    name: str
-    parent: str | None  # None for a top-level table
-    key_names: list[str]  # the top-level table's Stitch key_names
-    active_version: int | None
-    bookmark_names: list[str] | None
-    created_at: str
-    columns: list[Column]
-    rows: int
-    subtables: list[str]
 
 
 def client_dirs(data_dir: Path) -> list[tuple[int, Path]]:
@@ -404,9 +349,3 @@ async def rejected_records(
     return int(total), [
         RejectedRecord(at, name, why, json.loads(raw)) for at, name, why, raw in page
     ]
-
-
-async def count_rows(data_dir: Path, client_id: int, integration: str, table: str) -> int:
-    """The table's row count; 0 if it does not exist (yet)."""
-    async with open_table(data_dir, client_id, integration, table) as reader:
-        return 0 if reader is None else await reader.count()

@@ -36,14 +36,14 @@ __all__ = [  # the loading model's column names, which every statement here uses
 
 META_TABLE = "_sdc_table_meta"
 COLUMNS_TABLE = "_sdc_columns"
-POINTS_TABLE = "_sdc_points"  # temp: the data points of one load step, in order
+HANDOFF_POINTS = "_sdc_points"  # temp: the data points of one load step, in order
 
-ORDINAL = "_sdc_ord"  # temp staging only: a data point's position in the load
-# Staging files (staging.py), attached as STAGED: rows by position (_sdc_row, from 1), in order.
-STAGED = "staged"
-STAGED_ROW = "_sdc_row"
-STAGED_PARENT = "parent"
-STAGED_POINTS = "points"
+ORDINAL = "_sdc_ord"  # handoff and scratch tables: a data point's position in the load
+# Scratch files (scratch.py), attached as SCRATCH: rows by position (_sdc_row, from 1), in order.
+SCRATCH = "scratch"
+SCRATCH_ROW = "_sdc_row"
+SCRATCH_PARENT = "parent"
+SCRATCH_POINTS = "points"
 
 # The SQLite type declared for each Stitch type. Each keeps the affinity that stores our values
 # unchanged: anything containing "TEXT" has TEXT affinity, so decimal and timestamp text is never
@@ -68,8 +68,8 @@ def quote_identifier(name: str) -> str:
 q = quote_identifier
 
 
-def stage_table(index: int) -> str:
-    return f"_sdc_stage_{index}"
+def handoff_table(index: int) -> str:
+    return f"_sdc_handoff_{index}"
 
 
 METADATA_DDL = (
@@ -168,58 +168,57 @@ def _newer_sequence_wins(columns: Sequence[str], key_names: Sequence[str]) -> st
     )
 
 
-def staged_child(index: int) -> str:
+def scratch_child(index: int) -> str:
     return f"child_{index}"
 
 
-def staging_file_sql(
+def scratch_file_sql(
     columns: Sequence[str], identity: Sequence[str], subtables: Sequence[Sequence[str]]
 ) -> list[str]:
-    """The tables of a staging file: parent rows, data points, one table per subtable's rows.
+    """The tables of a scratch file: parent rows, data points, one table per subtable's rows.
 
     Columns have no declared type, so every value stays exactly as bound until the load gives it
     its column's affinity. ``_sdc_row`` (rowid) numbers the rows; no client column can be named
     so (reserved prefix), as one can be named ``rowid``.
     """
-    row = f"{STAGED_ROW} INTEGER PRIMARY KEY"
-    tables = [(STAGED_PARENT, list(columns))]
+    row = f"{SCRATCH_ROW} INTEGER PRIMARY KEY"
+    tables = [(SCRATCH_PARENT, list(columns))]
     if subtables:
-        tables.append((STAGED_POINTS, [ORDINAL, *identity]))
-        tables += [(staged_child(i), [ORDINAL, *c]) for i, c in enumerate(subtables)]
+        tables.append((SCRATCH_POINTS, [ORDINAL, *identity]))
+        tables += [(scratch_child(i), [ORDINAL, *c]) for i, c in enumerate(subtables)]
     return [f"CREATE TABLE {q(name)} ({', '.join([row, *map(q, cols)])})" for name, cols in tables]
 
 
-def _staged_range(table: str, columns: Sequence[str], staged: Collection[str]) -> str:
-    """``columns`` of the staged rows ``?1 < _sdc_row <= ?2`` of ``table``, in order; NULL for
-    those not ``staged`` (columns a concurrent load added after the plan was made)."""
-    values = ", ".join(q(c) if c in staged else "NULL" for c in columns)
-    return (
-        f"SELECT {values} FROM {STAGED}.{q(table)} WHERE {STAGED_ROW} > ?1 AND {STAGED_ROW} <= ?2"
-    )
+def _scratch_range(table: str, columns: Sequence[str], written: Collection[str]) -> str:
+    """``columns`` of the scratch rows ``?1 < _sdc_row <= ?2`` of ``table``, in order; NULL for
+    those not ``written`` there (columns a concurrent load added after the plan was made)."""
+    values = ", ".join(q(c) if c in written else "NULL" for c in columns)
+    rows = f"{SCRATCH_ROW} > ?1 AND {SCRATCH_ROW} <= ?2"
+    return f"SELECT {values} FROM {SCRATCH}.{q(table)} WHERE {rows}"
 
 
-def staged_upsert_sql(
-    table: str, columns: Sequence[str], key_names: Sequence[str], staged: Collection[str]
+def scratch_upsert_sql(
+    table: str, columns: Sequence[str], key_names: Sequence[str], written: Collection[str]
 ) -> str:
-    """``upsert_sql`` for the staged parent rows ``?1 < _sdc_row <= ?2``; ``?3`` the table name.
+    """``upsert_sql`` for the scratch parent rows ``?1 < _sdc_row <= ?2``; ``?3`` the table name.
 
     The same rules in the same statement: one INSERT … SELECT moves a whole step in, in order.
     """
     version = q(TABLE_VERSION)
     sql = (
         f"INSERT INTO main.{q(table)} AS existing ({', '.join(q(c) for c in columns)}) "
-        f"{_staged_range(STAGED_PARENT, columns, staged)} "
-        f"AND ({version} IS NULL OR {_newer_or_equal(version, '?3')}) ORDER BY {STAGED_ROW}"
+        f"{_scratch_range(SCRATCH_PARENT, columns, written)} "
+        f"AND ({version} IS NULL OR {_newer_or_equal(version, '?3')}) ORDER BY {SCRATCH_ROW}"
     )
     return sql + _newer_sequence_wins(columns, key_names)
 
 
-def copy_staged_sql(
-    staged_table: str, temp: str, columns: Sequence[str], staged: Collection[str]
+def copy_scratch_sql(
+    scratch_table: str, temp: str, columns: Sequence[str], written: Collection[str]
 ) -> str:
-    """Staged rows ``?1 < _sdc_row <= ?2`` into a temp staging table of the children triggers."""
+    """Scratch rows ``?1 < _sdc_row <= ?2`` into a handoff table of the children triggers."""
     names = ", ".join(q(c) for c in columns)
-    return f"INSERT INTO temp.{q(temp)} ({names}) {_staged_range(staged_table, columns, staged)}"
+    return f"INSERT INTO temp.{q(temp)} ({names}) {_scratch_range(scratch_table, columns, written)}"
 
 
 def insert_sql(table: str, columns: Sequence[str]) -> str:
@@ -241,51 +240,53 @@ def activate_version_sql(tables: Sequence[str], top: str) -> list[str]:
     return [*deletes, activate]
 
 
-def staging_sql(
+def handoff_sql(
     parent: str, identity: Sequence[str], subtables: Sequence[tuple[str, Sequence[str]]]
 ) -> list[str]:
     """Temp tables and triggers that make each winning parent upsert replace its subtable rows.
 
     ``_sdc_points`` lists the load's data points in order, by identity (the parent's key columns)
-    and ``(sequence, table version)``; ``_sdc_stage_<i>`` holds their subtable rows. When the
+    and ``(sequence, table version)``; ``_sdc_handoff_<i>`` holds their subtable rows. When the
     upsert inserts or updates a parent row (it does not when the sequence or version rule drops
-    the data point), the trigger deletes that parent's subtable rows and moves in the staged rows
-    of the first pending data point with the same identity, then marks it done. A data point with
-    the same identity and sequence as an earlier one fires after it, so ties go to the later one.
+    the data point), the trigger deletes that parent's subtable rows and moves in the rows
+    handed off for the first pending data point with the same identity, then marks it done. A
+    data point with the same identity and sequence as an earlier one fires after it, so ties go
+    to the later one.
     """
     match = " AND ".join(
         [*(f"{q(c)} = NEW.{q(c)}" for c in identity), _same_sequence_and_version()]
     )
-    current = f"(SELECT min({ORDINAL}) FROM {q(POINTS_TABLE)} WHERE {match})"
+    current = f"(SELECT min({ORDINAL}) FROM {q(HANDOFF_POINTS)} WHERE {match})"
     body = []
     for index, (table, columns) in enumerate(subtables):
         links = " AND ".join(f"{q(source_key_column(c))} = NEW.{q(c)}" for c in identity)
         names = ", ".join(q(c) for c in columns)
         body.append(f"DELETE FROM {q(table)} WHERE {links};")
         body.append(
-            f"INSERT INTO {q(table)} ({names}) SELECT {names} FROM {q(stage_table(index))} "
+            f"INSERT INTO {q(table)} ({names}) SELECT {names} FROM {q(handoff_table(index))} "
             f"WHERE {ORDINAL} = {current};"
         )
-    body.append(f"DELETE FROM {q(POINTS_TABLE)} WHERE {ORDINAL} = {current};")
+    body.append(f"DELETE FROM {q(HANDOFF_POINTS)} WHERE {ORDINAL} = {current};")
     points_columns = ", ".join(
         [f"{ORDINAL} INTEGER PRIMARY KEY", *map(q, identity), SEQUENCE, TABLE_VERSION]
     )
     identity_index = ", ".join([*map(q, identity), SEQUENCE])
     statements = [
-        *drop_staging_sql(len(subtables)),
-        f"CREATE TEMP TABLE {q(POINTS_TABLE)} ({points_columns})",
+        *drop_handoff_sql(len(subtables)),
+        f"CREATE TEMP TABLE {q(HANDOFF_POINTS)} ({points_columns})",
         # Each trigger firing looks its data point and child rows up: without these indexes
-        # every lookup scans the staging tables, and a request's cost grows with its square.
-        f"CREATE INDEX temp.{q(POINTS_TABLE + '_identity')} "
-        f"ON {q(POINTS_TABLE)} ({identity_index})",
+        # every lookup scans the handoff tables, and a request's cost grows with its square.
+        f"CREATE INDEX temp.{q(HANDOFF_POINTS + '_identity')} "
+        f"ON {q(HANDOFF_POINTS)} ({identity_index})",
     ]
     for i, (_, columns) in enumerate(subtables):
         # Columns without types: the subtable's own apply when the trigger moves the rows in.
         # Not CREATE TABLE … AS SELECT, which names a column "true" or "false" "columnN".
-        staged = ", ".join([ORDINAL, *map(q, columns)])
+        handoff = ", ".join([ORDINAL, *map(q, columns)])
+        table = handoff_table(i)
         statements += [
-            f"CREATE TEMP TABLE {q(stage_table(i))} ({staged})",
-            f"CREATE INDEX temp.{q(stage_table(i) + '_ord')} ON {q(stage_table(i))} ({ORDINAL})",
+            f"CREATE TEMP TABLE {q(table)} ({handoff})",
+            f"CREATE INDEX temp.{q(table + '_ord')} ON {q(table)} ({ORDINAL})",
         ]
     for event in ("INSERT", "UPDATE"):
         statements.append(
@@ -299,10 +300,10 @@ def _same_sequence_and_version() -> str:
     return f"{q(SEQUENCE)} = NEW.{q(SEQUENCE)} AND {q(TABLE_VERSION)} IS NEW.{q(TABLE_VERSION)}"
 
 
-def drop_staging_sql(subtable_count: int) -> list[str]:
+def drop_handoff_sql(subtable_count: int) -> list[str]:
     return [
         f"DROP TRIGGER IF EXISTS temp.{q('_sdc_children_insert')}",
         f"DROP TRIGGER IF EXISTS temp.{q('_sdc_children_update')}",
-        f"DROP TABLE IF EXISTS temp.{q(POINTS_TABLE)}",
-        *(f"DROP TABLE IF EXISTS temp.{q(stage_table(i))}" for i in range(subtable_count)),
+        f"DROP TABLE IF EXISTS temp.{q(HANDOFF_POINTS)}",
+        *(f"DROP TABLE IF EXISTS temp.{q(handoff_table(i))}" for i in range(subtable_count)),
     ]

@@ -12,19 +12,23 @@ cheaper in the event loop than a round trip to a worker thread.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..tokens import (
+    DEFAULT_INTEGRATION,
+    INTEGRATION_STATES,
+    MAX_ACTIVE_TOKENS,
+    Token,
+    TokenError,
+    hash_secret,
+)
+
 TOKENS_FILE = "tokens.sqlite3"
-DEFAULT_INTEGRATION = "import_api"
-MAX_ACTIVE_TOKENS = 2  # per integration, for rotation (SPEC §2)
-INTEGRATION_STATES = ("active", "paused", "deleted")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS integrations (
@@ -47,31 +51,6 @@ CREATE TABLE IF NOT EXISTS tokens (
 """
 
 
-class TokenError(ValueError):
-    """A token or integration command that cannot be carried out (shown to the CLI user)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    """A token's record. It never holds the secret, so its repr is safe to log."""
-
-    id: str
-    client_id: int
-    integration: str
-    region: str
-    created_at: str
-    revoked_at: str | None
-    integration_state: str
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -83,8 +62,9 @@ FROM tokens t JOIN integrations i ON i.client_id = t.client_id AND i.name = t.in
 """
 
 
-class TokenStore:
-    """All token and integration reads and writes. One instance per process and data directory."""
+class SqliteTokenStore:
+    """The ``tokens.TokenStore`` of ``<data_dir>/tokens.sqlite3``: all token and integration
+    reads and writes. One instance per process and data directory."""
 
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -18,24 +18,26 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ...clock import now_text
 from ...models import ActivateVersion, TableBatch
+from ...plan.names import CHILD_SYSTEM, PARENT_SYSTEM
 from ...plan.plans import (
-    CHILD_SYSTEM,
-    PARENT_SYSTEM,
     Layout,
     LoadPlan,
     Plans,
     RowsStep,
-    StagedRows,
+    ScratchRows,
     TableInfo,
     cells,
+    child_rows,
     layout_from_rows,
-    now_text,
     plan_load,
+    point_rows,
     rebase,
 )
+from ..destination import StalePlan
 from . import sql
-from .staging import StagedLoad, StalePlan
+from .scratch import ScratchLoad
 
 
 @dataclass(eq=False)
@@ -44,7 +46,6 @@ class TableState:
 
     # The tables and columns as of the last commit: only this connection writes the file, so
     # loads need not read it back each time. None: read it (first use, or after a failure).
-    # The loop reads it too, for plans made elsewhere (``Store.layout_snapshots``).
     layout: Layout | None = None
 
 
@@ -52,7 +53,7 @@ class TableState:
 class Load:
     """One request's data for a table, as a transaction takes it."""
 
-    batch: TableBatch | StagedLoad
+    batch: TableBatch | ScratchLoad
     received_at: str
 
 
@@ -88,10 +89,10 @@ def _try_group(
     layout = state.layout
     results: list[Outcome] = []
     loading: int | None = None  # the load being loaded, to blame for a failure
-    staged = loads[0].batch if isinstance(loads[0].batch, StagedLoad) else None  # then alone
+    scratch = loads[0].batch if isinstance(loads[0].batch, ScratchLoad) else None  # then alone
     try:
-        if staged is not None:  # not inside a transaction: SQLite refuses there
-            db.execute(f"ATTACH DATABASE ? AS {sql.STAGED}", (str(staged.path),))
+        if scratch is not None:  # not inside a transaction: SQLite refuses there
+            db.execute(f"ATTACH DATABASE ? AS {sql.SCRATCH}", (str(scratch.path),))
         db.execute("BEGIN IMMEDIATE")
         if layout is None:
             layout = read_layout(db)  # as committed: this thread is the file's only writer
@@ -115,7 +116,7 @@ def _try_group(
         state.layout = None
         raise
     finally:
-        if staged is not None:
+        if scratch is not None:
             _detach(db)
     state.layout = layout
     return results
@@ -125,7 +126,7 @@ def _load_batch(
     db: sqlite3.Connection, load: Load, layout: Layout, batched_at: str, plans: Plans
 ) -> tuple[LoadPlan, int]:
     batch = load.batch
-    if isinstance(batch, StagedLoad):
+    if isinstance(batch, ScratchLoad):
         rebased = rebase(batch.plan, batch.table_name, batch.planned_for, layout)
         if rebased is None:
             raise StalePlan(batch.table_name)
@@ -136,8 +137,8 @@ def _load_batch(
     _apply_ddl(db, plan)
     accepted = 0
     if plan.table is not None:
-        staged = batch if isinstance(batch, StagedLoad) else None
-        accepted = _run_steps(db, plan, plan.table, staged)
+        scratch = batch if isinstance(batch, ScratchLoad) else None
+        accepted = _run_steps(db, plan, plan.table, scratch)
         if batch.bookmark_names is not None:
             bookmarks = json.dumps(list(batch.bookmark_names))
             db.execute(sql.SET_BOOKMARKS, (bookmarks, batch.table_name))
@@ -157,7 +158,7 @@ def append_rows(db: sqlite3.Connection, statement: str, rows: Sequence[tuple[obj
 
 def _detach(db: sqlite3.Connection) -> None:
     try:
-        db.execute(f"DETACH DATABASE {sql.STAGED}")
+        db.execute(f"DETACH DATABASE {sql.SCRATCH}")
     except sqlite3.Error:
         pass  # never attached (ATTACH failed); a connection that fails here is failing anyway
 
@@ -200,16 +201,16 @@ def _apply_ddl(db: sqlite3.Connection, plan: LoadPlan) -> None:
 
 
 def _run_steps(
-    db: sqlite3.Connection, plan: LoadPlan, table: TableInfo, staged: StagedLoad | None
+    db: sqlite3.Connection, plan: LoadPlan, table: TableInfo, scratch: ScratchLoad | None
 ) -> int:
     """Apply upserts and activations in request order; the number of rows the upserts changed.
-    The rows of a ``staged`` plan are in its attached file."""
+    The rows of a ``scratch`` plan are in its attached file."""
     columns = list(table.columns)
     keys = table.key_columns if table.key_names else ()
     upsert = sql.upsert_sql(table.name, columns, keys)
     subtables = [(t.name, list(t.columns)) for t in plan.subtables]
     if subtables:
-        for statement in sql.staging_sql(table.name, table.key_columns, subtables):
+        for statement in sql.handoff_sql(table.name, table.key_columns, subtables):
             db.execute(statement)
     changed = 0
     ordinal = 0
@@ -219,74 +220,69 @@ def _run_steps(
             for statement in sql.activate_version_sql(tables, table.name):
                 db.execute(statement, (step.table_version, table.name))
             continue
-        if isinstance(step, StagedRows):
-            assert staged is not None
-            changed += _move_staged(db, step, table, columns, keys, subtables, staged)
+        if isinstance(step, ScratchRows):
+            assert scratch is not None
+            changed += _move_scratch(db, step, table, columns, keys, subtables, scratch)
             continue
         if subtables:
-            _stage_children(db, step, table, subtables, ordinal)
+            _hand_off_children(db, step, table, subtables, ordinal)
         name = table.name
         params = [(*c, name) for c in cells(step.points, columns)]
         changed += db.executemany(upsert, params).rowcount
         ordinal += len(step.points)
     if subtables:
-        for statement in sql.drop_staging_sql(len(subtables)):
+        for statement in sql.drop_handoff_sql(len(subtables)):
             db.execute(statement)
     return changed
 
 
-def _move_staged(
+def _move_scratch(
     db: sqlite3.Connection,
-    step: StagedRows,
+    step: ScratchRows,
     table: TableInfo,
     columns: list[str],
     keys: tuple[str, ...],
     subtables: list[tuple[str, list[str]]],
-    load: StagedLoad,
+    load: ScratchLoad,
 ) -> int:
-    """A staged step's rows in: data points and subtable rows to the temp staging tables of
-    the children triggers, then the parent rows through the upsert; the rows it changed."""
+    """A scratch step's rows in: data points and subtable rows to the handoff tables of the
+    children triggers, then the parent rows through the upsert; the rows it changed."""
     points = (step.first, step.first + step.count)
     if subtables:
-        db.execute(f"DELETE FROM temp.{sql.q(sql.POINTS_TABLE)}")
+        db.execute(f"DELETE FROM temp.{sql.q(sql.HANDOFF_POINTS)}")
         identity = [sql.ORDINAL, *table.key_columns, sql.SEQUENCE, sql.TABLE_VERSION]
-        copy = sql.copy_staged_sql(sql.STAGED_POINTS, sql.POINTS_TABLE, identity, identity)
+        copy = sql.copy_scratch_sql(sql.SCRATCH_POINTS, sql.HANDOFF_POINTS, identity, identity)
         db.execute(copy, points)
         for index, (name, child_columns) in enumerate(subtables):
-            stage = sql.stage_table(index)
-            db.execute(f"DELETE FROM temp.{sql.q(stage)}")
+            handoff = sql.handoff_table(index)
+            db.execute(f"DELETE FROM temp.{sql.q(handoff)}")
             if name not in step.children:
                 continue  # a subtable the plan did not know: no rows for it in this step
             offset, count = step.children[name]
-            staged_table, staged = load.staged[name]
+            scratch_table, written = load.tables[name]
             wanted = [sql.ORDINAL, *child_columns]
-            copy = sql.copy_staged_sql(staged_table, stage, wanted, {sql.ORDINAL, *staged})
+            copy = sql.copy_scratch_sql(scratch_table, handoff, wanted, {sql.ORDINAL, *written})
             db.execute(copy, (offset, offset + count))
-    upsert = sql.staged_upsert_sql(table.name, columns, keys, load.staged[table.name][1])
+    upsert = sql.scratch_upsert_sql(table.name, columns, keys, load.tables[table.name][1])
     return db.execute(upsert, (*points, table.name)).rowcount
 
 
-def _stage_children(
+def _hand_off_children(
     db: sqlite3.Connection,
     step: RowsStep,
     table: TableInfo,
     subtables: list[tuple[str, list[str]]],
     first: int,
 ) -> None:
-    """Stage a step's data points and their subtable rows for the children triggers."""
-    db.execute(f"DELETE FROM temp.{sql.q(sql.POINTS_TABLE)}")
+    """A step's data points and their subtable rows, into the children triggers' handoff
+    tables."""
+    db.execute(f"DELETE FROM temp.{sql.q(sql.HANDOFF_POINTS)}")
     identity = [*table.key_columns, sql.SEQUENCE, sql.TABLE_VERSION]
-    db.executemany(
-        sql.insert_sql(sql.POINTS_TABLE, [sql.ORDINAL, *identity]),
-        [(first + i, *c) for i, c in enumerate(cells(step.points, identity))],
-    )
+    insert_points = sql.insert_sql(sql.HANDOFF_POINTS, [sql.ORDINAL, *identity])
+    db.executemany(insert_points, point_rows(step.points, identity, first))
     for index, (name, columns) in enumerate(subtables):
-        stage = sql.stage_table(index)
-        db.execute(f"DELETE FROM temp.{sql.q(stage)}")
-        rows = [
-            (first + i, *map(row.get, columns))
-            for i, point in enumerate(step.points)
-            for row in point.children.get(name, ())
-        ]
+        handoff = sql.handoff_table(index)
+        db.execute(f"DELETE FROM temp.{sql.q(handoff)}")
+        rows = child_rows(step.points, name, columns, first)
         if rows:
-            db.executemany(sql.insert_sql(stage, [sql.ORDINAL, *columns]), rows)
+            db.executemany(sql.insert_sql(handoff, [sql.ORDINAL, *columns]), rows)
