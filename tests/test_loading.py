@@ -11,16 +11,9 @@ import pytest
 
 from importapi_lite.clock import now_text
 from importapi_lite.models import ActivateVersion, TableBatch, Upsert
+from importapi_lite.plan.model import RowsStep, layout_from_rows, raw_record
 from importapi_lite.plan.names import MAX_TABLE_NAME_LENGTH, PARENT_SYSTEM
-from importapi_lite.plan.plans import (
-    KEY_MISMATCH,
-    MAX_COLUMNS,
-    RowsStep,
-    extracted_at,
-    layout_from_rows,
-    plan_load,
-    raw_record,
-)
+from importapi_lite.plan.plans import KEY_MISMATCH, MAX_COLUMNS, extracted_at, plan_load
 from importapi_lite.plan.shape import utc_text
 from importapi_lite.store.sqlite import sql
 from importapi_lite.store.sqlite.sql import SQL_TYPES

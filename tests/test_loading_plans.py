@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importapi_lite.models import TableBatch, Upsert
-from importapi_lite.plan.plans import LoadPlan, RowsStep, cells, plan_load
+from importapi_lite.plan.model import LoadPlan, RowsStep, cells
+from importapi_lite.plan.plans import plan_load
 from importapi_lite.plan.shape import parse_timestamp, utc_text
 from importapi_lite.store.sqlite.sql import PRIMARY_KEY, RECEIVED_AT, source_key_column
 

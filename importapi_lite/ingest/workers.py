@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ..models import TableBatch
-from ..plan.plans import Layout
+from ..plan.model import Layout
 from ..store.destination import Staged, Stager
 from .body import Body, parse
 

@@ -9,17 +9,27 @@ while its type matches the column's, otherwise it goes to a split column ``<name
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
-from operator import itemgetter
-from types import MappingProxyType
+from dataclasses import replace
 from typing import Any
 
-from ..models import ActivateVersion, Message, TableBatch, Upsert
+from ..models import ActivateVersion, TableBatch, Upsert
+from .model import (
+    AnyPoint,
+    CellsPlan,
+    ChildPlan,
+    Layout,
+    LoadPlan,
+    PlannedPoint,
+    Plans,
+    Point,
+    RecordPlan,
+    Rejection,
+    RowsStep,
+    Seen,
+    TableInfo,
+    raw_record,
+)
 from .names import (
     BATCHED_AT,
     CHILD_SYSTEM,
@@ -36,21 +46,17 @@ from .names import (
     table_name_problem,
 )
 from .shape import (
-    DECIMAL,
-    DOUBLE,
     INTEGER,
     STRING,
     SUFFIXES,
-    TIMESTAMP,
     Cell,
     SchemaNode,
     Shaped,
     compile_schema,
-    decimal_text,
+    conversions,
     parse_timestamp,
-    resolve,
     shape,
-    utc_text,
+    signature,
 )
 
 MAX_COLUMNS = 2000 - 16  # SQLite's default SQLITE_MAX_COLUMN, less room for system columns
@@ -64,165 +70,10 @@ def extracted_at(time_extracted: str | None) -> str | None:
     return parse_timestamp(time_extracted) or time_extracted
 
 
-@dataclass
-class TableInfo:
-    """One SQL table of a database file: a top-level table or one of its subtables."""
-
-    name: str
-    parent: str | None
-    key_columns: tuple[str, ...]  # the SQL primary key
-    key_names: tuple[str, ...]  # top-level: the Stitch key_names; subtables: ()
-    columns: dict[str, str] = field(default_factory=dict)  # every column → Stitch type, in order
-    # Each column by its name as SQLite compares names (ASCII case folded), to find collisions.
-    folded: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.folded = {fold(c): c for c in self.columns}
-
-    @property
-    def data_columns(self) -> list[str]:
-        system = PARENT_SYSTEM if self.parent is None else CHILD_SYSTEM
-        return [c for c in self.columns if c not in system]
-
-
-Layout = dict[str, TableInfo]  # every table of one database file, by name
-Plans = dict[tuple[Any, ...], Any]  # record plans by signature (``_Placer.plans``)
-
-
 class _Rejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class Rejection:
-    reason: str
-    record: dict[str, Any]
-
-
-@dataclass
-class Point:
-    """One accepted data point: its parent row and its subtable rows, all by column name."""
-
-    row: dict[str, Any]
-    children: dict[str, list[dict[str, Any]]]
-
-
-_NO_CHILDREN: Mapping[str, list[dict[str, Any]]] = MappingProxyType({})
-
-
-@dataclass(slots=True)
-class PlannedPoint:
-    """A data point without subtable rows, placed by its signature's plan: its cells as a
-    tuple in the plan's column order. No dict is built for it; ``cells`` reads its cells out
-    in any column order at C speed, and that is all a load needs of a row."""
-
-    values: tuple[Any, ...]  # in ``plan.columns`` order, then one None: absent columns
-    plan: _CellsPlan
-
-    @property
-    def row(self) -> dict[str, Any]:
-        """The row by column name, as ``Point.row`` (for readers other than the load)."""
-        return dict(zip(self.plan.row_columns, self.values, strict=False))
-
-    @property
-    def children(self) -> Mapping[str, list[dict[str, Any]]]:
-        return _NO_CHILDREN
-
-
-AnyPoint = Point | PlannedPoint
-
-
-def cells(points: list[AnyPoint], columns: list[str]) -> list[tuple[Any, ...]]:
-    """Each point's cells in ``columns`` order, None where it has none."""
-    wanted = tuple(columns)
-    getters: dict[int, Any] = {}  # by id(plan): a batch has a few plans, all alive here
-    last_plan, last_getter = None, None
-    result = []
-    for point in points:
-        if type(point) is PlannedPoint:
-            plan = point.plan
-            if plan is not last_plan:
-                last_getter = getters.get(id(plan))
-                if last_getter is None:
-                    last_getter = getters[id(plan)] = _getter(plan, wanted)
-                last_plan = plan
-            result.append(last_getter(point.values))  # type: ignore[misc]
-        else:
-            result.append(tuple(map(point.row.get, wanted)))
-    return result
-
-
-def point_rows(points: list[AnyPoint], identity: list[str], first: int) -> list[tuple[Any, ...]]:
-    """Each data point's ``identity`` cells after its ordinal (the first's is ``first``): how
-    the load links a point to its subtable rows (``child_rows``)."""
-    return [(first + i, *c) for i, c in enumerate(cells(points, identity))]
-
-
-def child_rows(
-    points: list[AnyPoint], subtable: str, columns: list[str], first: int
-) -> list[tuple[Any, ...]]:
-    """The rows of ``subtable`` the data points carry, ``columns`` of each after its data
-    point's ordinal (``point_rows``)."""
-    return [
-        (first + i, *map(row.get, columns))
-        for i, point in enumerate(points)
-        for row in point.children.get(subtable, ())
-    ]
-
-
-@functools.lru_cache(maxsize=1024)
-def _getter(plan: _CellsPlan, wanted: tuple[str, ...]) -> Any:
-    """``plan.getter(wanted)``, made once: a group commit's pushes share their plans, and
-    making an itemgetter was a fifth of what the table's thread spent on each."""
-    return plan.getter(wanted)
-
-
-@dataclass
-class RowsStep:
-    points: list[AnyPoint] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ScratchRows:
-    """A step's rows once written to a scratch file (``store/sqlite/scratch.py``): data points
-    ``first`` to ``first + count - 1`` by ordinal, and by subtable name, the ``(offset, count)`` of
-    its rows in the file's table of that subtable."""
-
-    first: int
-    count: int
-    children: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-
-@dataclass
-class LoadPlan:
-    table: TableInfo | None  # None when nothing was accepted into a table that does not exist
-    layout: Layout  # every table of the file after the load
-    new_tables: list[str]  # created by this load, parents first
-    new_columns: list[tuple[str, str]]  # (table, column) added to tables that existed
-    steps: list[RowsStep | ActivateVersion] | list[ScratchRows | ActivateVersion]
-    rejected: list[Rejection]
-    accepted_upserts: int
-
-    @property
-    def subtables(self) -> list[TableInfo]:
-        return [t for t in self.layout.values() if t.parent is not None]
-
-
-def raw_record(message: Message) -> dict[str, Any]:
-    """The data point as the client sent it, for ``_sdc_rejected.record``."""
-    if isinstance(message, ActivateVersion):
-        return {"action": "activate_version", "sequence": message.sequence}
-    record: dict[str, Any] = {
-        "action": "upsert",
-        "sequence": message.sequence,
-        "key_names": list(message.key_names),
-        "data": message.data,
-    }
-    if message.table_version is not None:
-        record["table_version"] = message.table_version
-    return record
 
 
 def plan_load(
@@ -400,20 +251,20 @@ class _Placer:
         elements: list[list[Any]] = []  # the scalars of each subtable row, in shape()'s order
         if dict in types or list in types:
             values = []
-            nested = _leaves(data, values, elements)
+            nested = signature(data, values, elements)
             if nested is None:  # an array of arrays
                 return self.place(message, shape(data, schema))
-            signature: tuple[Any, ...] = (nested, message.key_names)
+            key: tuple[Any, ...] = (nested, message.key_names)
         else:
-            signature = (tuple(data), types, message.key_names)
-        plan = plans.get(signature, _UNSEEN)
-        if type(plan) is _CellsPlan:  # one row: the common case, kept short
+            key = (tuple(data), types, message.key_names)
+        plan = plans.get(key)
+        if type(plan) is CellsPlan:  # one row: the common case, kept short
             planned = plan.planned(values, self._system_cells(message))
             if planned is not None:  # else a value its plan cannot convert: the general way
                 self.accepted += 1
                 return PlannedPoint(planned, plan)
             return self.place(message, shape(data, schema))
-        if type(plan) is _RecordPlan:
+        if type(plan) is RecordPlan:
             point = plan.point(values, elements, self._system_row(message))
             if point is not None:
                 self.accepted += 1
@@ -421,66 +272,58 @@ class _Placer:
             return self.place(message, shape(data, schema))
         shaped = shape(data, schema)
         point = self.place(message, shaped)
-        if plan is _UNSEEN and len(plans) < MAX_PLANS:
-            plans[signature] = _SEEN_ONCE
-        elif plan is _SEEN_ONCE:
+        if plan is None and len(plans) < MAX_PLANS:
+            plans[key] = Seen.ONCE
+        elif plan is Seen.ONCE:
             try:
-                plans[signature] = self._record_plan(message, shaped, schema)
+                plans[key] = self._record_plan(message, shaped, list(values), elements)
             except _Rejected:  # cannot happen for a record just placed; never reject it late
-                plans[signature] = None
+                plans[key] = Seen.UNPLANNED
         return point
 
     def _record_plan(
-        self, message: Upsert, shaped: Shaped, schema: SchemaNode | None
-    ) -> _CellsPlan | _RecordPlan | None:
-        """The plan a record just placed leaves for its signature; None if its cells depend on
-        more than their types (an integer past 64 bits, text that is no date)."""
-        values: list[Any] = []
-        schemas: list[SchemaNode | None] = []
-        elements: list[tuple[list[Any], list[SchemaNode | None]]] = []
-        _typed_leaves(message.data, schema, values, schemas, elements)
-        cells = self._cells(self.table, shaped.cells, values, schemas)
+        self, message: Upsert, shaped: Shaped, values: list[Any], elements: list[list[Any]]
+    ) -> CellsPlan | RecordPlan | Seen:
+        """The plan a record just placed leaves for its signature, given its scalars as
+        ``signature`` lists them; ``Seen.UNPLANNED`` if its cells depend on more than their
+        types (an integer past 64 bits, text that is no date)."""
+        cells = self._cells(self.table, shaped.cells, values)
         if cells is None:
-            return None
+            return Seen.UNPLANNED
         children = []
-        for child, (child_values, child_schemas) in zip(shaped.children, elements, strict=True):
+        for child, child_values in zip(shaped.children, elements, strict=True):
             name = f"{self.table}__{child.path}"
-            child_cells = self._cells(name, child.cells, child_values, child_schemas)
+            child_cells = self._cells(name, child.cells, child_values)
             if child_cells is None:
-                return None
+                return Seen.UNPLANNED
             levels = {level_column(n): i for n, i in enumerate(child.levels)}
-            children.append(_ChildPlan(name, levels, child_cells))
+            children.append(ChildPlan(name, levels, child_cells))
         if not children:  # its points are PlannedPoints: system cells, then these
             return replace(cells, system=_system_columns(message.key_names))
-        return _RecordPlan(cells, self.layout[self.table].key_columns, tuple(children))
+        return RecordPlan(cells, self.layout[self.table].key_columns, tuple(children))
 
-    def _cells(
-        self,
-        table: str,
-        cells: list[Cell],
-        values: list[Any],
-        schemas: list[SchemaNode | None],
-    ) -> _CellsPlan | None:
-        """How one row's scalars become its cells, as they just did for this placed record."""
+    def _cells(self, table: str, cells: list[Cell], values: list[Any]) -> CellsPlan | None:
+        """How one row's scalars become its cells, as they just did for this placed record;
+        None if one of them took a conversion other than its kind's first (``conversions``)."""
         info = _copy(self.layout[table])  # every column it needs exists: nothing is added
         columns: list[str] = []
         kept: list[int] = []
         converters: list[tuple[int, Any]] = []
-        for index, (cell, value, declared) in enumerate(zip(cells, values, schemas, strict=True)):
+        for index, (cell, value) in enumerate(zip(cells, values, strict=True)):
             if cell.value is None or cell.type is None:
                 continue  # a null is stored nowhere: its column, if any, reads NULL
-            converter = _converter(value, cell.type, declared.declared if declared else None)
-            if converter is _NO_CONVERTER:
-                return None
-            if converter is not None:
-                converters.append((index, converter))
+            stitch_type, convert = conversions(type(value), cell.declared)[0]
+            if stitch_type != cell.type:
+                return None  # its value, not its kind, chose the conversion
+            if convert is not None:
+                converters.append((index, convert))
             if info.columns.get(cell.name) == cell.type and cell.name[:1] != "_":
                 columns.append(cell.name)
             else:
                 columns.append(_column_for(info, cell.name, cell.type, cell.base))
             kept.append(index)
         all_kept = len(kept) == len(values)
-        return _CellsPlan(tuple(columns), None if all_kept else tuple(kept), tuple(converters))
+        return CellsPlan(tuple(columns), None if all_kept else tuple(kept), tuple(converters))
 
     def _system_cells(self, message: Upsert) -> tuple[Any, ...]:
         """The record's system cells, in ``_system_columns`` order."""
@@ -605,176 +448,6 @@ class _Placer:
         return row
 
 
-class _Fallback(Exception):
-    """A value its signature's plan cannot convert: the record is placed the general way."""
-
-
-@dataclass(frozen=True, slots=True)
-class _CellsPlan:
-    """How the scalars of one row become its cells."""
-
-    columns: tuple[str, ...]  # the column of each stored field
-    kept: tuple[int, ...] | None  # which fields are stored (untyped nulls are not); None: all
-    converters: tuple[tuple[int, Any], ...]  # (field index, value -> stored value)
-    system: tuple[str, ...] = ()  # a flat record's plan: the system columns its points lead with
-
-    @property
-    def row_columns(self) -> tuple[str, ...]:
-        return (*self.system, *self.columns)
-
-    def getter(self, wanted: tuple[str, ...]) -> Any:
-        """What reads a planned point's cells in ``wanted`` order (its values end in None, the
-        cell of every column it lacks)."""
-        index = {c: i for i, c in enumerate(self.row_columns)}
-        absent = len(index)
-        positions = [index.get(c, absent) for c in wanted]
-        if len(positions) == 1:  # itemgetter of one index gives the item, not a tuple
-            return lambda values: (values[positions[0]],)
-        return itemgetter(*positions)
-
-    def _converted(self, values: Any) -> Any:
-        """The stored fields' values, converted; raises _Fallback."""
-        if self.converters or self.kept is not None:
-            values = list(values)
-            for index, convert in self.converters:
-                values[index] = convert(values[index])
-            if self.kept is not None:
-                values = [values[i] for i in self.kept]
-        return values
-
-    def planned(self, values: Any, system: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """A ``PlannedPoint``'s values for a record whose scalars are ``values``; None if a
-        value cannot be converted by its type alone."""
-        try:
-            return (*system, *self._converted(values), None)
-        except _Fallback:
-            return None
-
-    def row(self, values: Any, system: dict[str, Any]) -> dict[str, Any] | None:
-        """The row of a record whose scalars are ``values`` (in ``shape``'s order): its cells
-        added to ``system`` (its system cells, changed in place); None if a value cannot be
-        converted by its type alone."""
-        try:
-            values = self._converted(values)
-        except _Fallback:
-            return None
-        system.update(zip(self.columns, values, strict=True))
-        return system
-
-
-@dataclass(frozen=True, slots=True)
-class _ChildPlan:
-    table: str
-    levels: dict[str, int]  # the row's level columns and element positions
-    cells: _CellsPlan
-
-
-@dataclass(frozen=True, slots=True)
-class _RecordPlan:
-    """How records of one signature with arrays load: the parent row's cells, then each
-    subtable row's (a signature without arrays has a ``_CellsPlan`` alone)."""
-
-    cells: _CellsPlan
-    key_columns: tuple[str, ...]  # the parent's: its subtable rows link to it by them
-    children: tuple[_ChildPlan, ...]
-
-    def point(self, values: Any, elements: list[list[Any]], system: dict[str, Any]) -> Point | None:
-        row = self.cells.row(values, system)
-        if row is None:
-            return None
-        links = {source_key_column(k): row[k] for k in self.key_columns}
-        system_cells = {c: row[c] for c in CHILD_SYSTEM}
-        children: dict[str, list[dict[str, Any]]] = {}
-        for child, child_values in zip(self.children, elements, strict=True):
-            child_row = child.cells.row(child_values, links | child.levels | system_cells)
-            if child_row is None:
-                return None
-            children.setdefault(child.table, []).append(child_row)
-        return Point(row, children)
-
-
-def _leaves(
-    data: dict[str, Any], values: list[Any], elements: list[list[Any]]
-) -> tuple[Any, ...] | None:
-    """Append the scalars of a record's row to ``values`` and those of each of its subtable
-    rows to ``elements``, in the order ``shape`` visits them; the record's signature (names
-    and value types, object by object and element by element), or None for an array of
-    arrays."""
-    kinds: list[Any] = []
-    for value in data.values():
-        kind = _kind(value, values, elements)
-        if kind is None:
-            return None
-        kinds.append(kind)
-    return tuple(data), tuple(kinds)
-
-
-def _kind(value: Any, row: list[Any], elements: list[list[Any]]) -> Any:
-    """A value's part of the signature: a scalar's type (the scalar appended to ``row``), an
-    object's names and kinds (its scalars appended to ``row``), an array's element kinds (each
-    element a new row of ``elements``); None for an array of arrays."""
-    kind = type(value)
-    if kind is dict:
-        return _leaves(value, row, elements)
-    if kind is not list:
-        row.append(value)
-        return kind
-    items: list[Any] = [list]  # never a field name tuple: the two cannot be confused
-    for element in value:
-        if type(element) is list:
-            return None
-        element_row: list[Any] = []
-        elements.append(element_row)
-        inner = _kind(element, element_row, elements)
-        if inner is None:
-            return None
-        items.append(inner)
-    return tuple(items)
-
-
-def _typed_leaves(
-    obj: dict[str, Any],
-    schema: SchemaNode | None,
-    values: list[Any],
-    schemas: list[SchemaNode | None],
-    elements: list[tuple[list[Any], list[SchemaNode | None]]],
-) -> None:
-    """What ``_leaves`` finds, each scalar with the subschema that types it, as ``shape``
-    resolves them (no arrays of arrays)."""
-    properties = schema.properties if schema is not None else {}
-    for key, value in obj.items():
-        sub = resolve(properties.get(key), value)
-        if isinstance(value, dict):
-            _typed_leaves(value, sub, values, schemas, elements)
-        elif isinstance(value, list):
-            items = sub.items if sub is not None else None
-            for element in value:
-                element_schema = resolve(items, element)
-                row: tuple[list[Any], list[SchemaNode | None]] = ([], [])
-                elements.append(row)
-                if isinstance(element, dict):
-                    _typed_leaves(element, element_schema, row[0], row[1], elements)
-                else:
-                    row[0].append(element)
-                    row[1].append(element_schema)
-        else:
-            values.append(value)
-            schemas.append(sub)
-
-
-def _int64(value: int) -> int:
-    if -(2**63) <= value < 2**63:
-        return value
-    raise _Fallback  # stored as decimal text, in another column
-
-
-def _stamp(text: str) -> str:
-    stamp = parse_timestamp(text)
-    if stamp is None:
-        raise _Fallback  # text that is no date-time splits to a string column
-    return stamp
-
-
 def _system_columns(key_names: tuple[str, ...]) -> tuple[str, ...]:
     """A top-level row's system columns: append-only rows have a made-up primary key too."""
     return _PARENT_SYSTEM_COLUMNS if key_names else _APPEND_ONLY_SYSTEM_COLUMNS
@@ -782,31 +455,7 @@ def _system_columns(key_names: tuple[str, ...]) -> tuple[str, ...]:
 
 _PARENT_SYSTEM_COLUMNS = tuple(PARENT_SYSTEM)
 _APPEND_ONLY_SYSTEM_COLUMNS = (*PARENT_SYSTEM, PRIMARY_KEY)
-_UNSEEN = object()
-_SEEN_ONCE = object()
 MAX_PLANS = 4096  # signatures followed per batch; past them, records go the general way
-_NO_CONVERTER = object()  # cells of this kind depend on more than the value's type
-
-
-def _converter(value: Any, stitch_type: str, declared: str | None) -> Any:
-    """How ``shape.typed`` turns values of this Python type into this cell type: None when it
-    keeps them as they are, ``_NO_CONVERTER`` when no conversion by type alone is exact."""
-    kind = type(value)
-    if value is None or (kind is float and stitch_type == DOUBLE):
-        return None
-    if kind is str:
-        if stitch_type == STRING and declared != TIMESTAMP:
-            return None
-        return _stamp if stitch_type == TIMESTAMP else _NO_CONVERTER
-    if kind is bool:
-        return int
-    if kind is int:
-        return {INTEGER: _int64, DOUBLE: float}.get(stitch_type, _NO_CONVERTER)
-    if kind is Decimal and stitch_type == DECIMAL:
-        return decimal_text
-    if kind is dt.datetime and stitch_type == TIMESTAMP:
-        return utc_text
-    return _NO_CONVERTER
 
 
 def _check_field_name(name: str, in_subtable: bool) -> None:
@@ -840,22 +489,3 @@ def _claim(info: TableInfo, column: str, type_: str) -> str:
     if existing != column:  # SQLite would see the same column (SPEC §13.8)
         raise _Rejected(f"Field collision on {column}")
     return info.columns[column]
-
-
-def layout_from_rows(
-    meta: list[tuple[str, str | None, list[str]]], columns: Mapping[str, list[tuple[str, str]]]
-) -> Layout:
-    """A file's layout from its metadata tables: (name, parent, key_names) and columns by table."""
-    layout: Layout = {}
-    for name, parent, key_names in meta:
-        info_columns = dict(columns.get(name, []))
-        if parent is None:
-            keys = tuple(key_names) or (PRIMARY_KEY,)
-        else:
-            keys = tuple(
-                c for c in info_columns if c.startswith(("_sdc_source_key_", "_sdc_level_"))
-            )
-        layout[name] = TableInfo(
-            name, parent, keys, tuple(key_names) if parent is None else (), info_columns
-        )
-    return layout

@@ -5,6 +5,11 @@ become rows of subtables (``<table>__<path>``), one row per element with its ``_
 positions; scalar elements go in a ``value`` cell. Every cell carries its Stitch type: from the
 JSON schema on /batch (SPEC §12.3), else from the value itself (SPEC §12.2). Which column a cell
 lands in (and whether it splits) is decided later, against the table's existing columns.
+
+This module owns the loading model's visiting order and typing, once: ``shape`` walks a record
+(``_flatten``), ``signature`` walks it the same way for only its scalars and their kinds (the
+record plans of ``plans.py`` are keyed by it), and ``conversions`` is the one table of how a
+value of each Python type becomes a cell, which ``typed`` and the record plans both follow.
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ SUFFIXES = {
     BOOLEAN: "bo",
     TIMESTAMP: "ti",
 }
-INT64 = range(-(2**63), 2**63)
 SCALAR_VALUE = "value"  # the column of scalar array elements
 ARRAY_OF_ARRAYS = "value"  # the path step of arrays nested directly in arrays
 
@@ -47,6 +51,7 @@ class Cell:
     # is made with it whatever the first value is, so a value of another type splits in any
     # order. None: the first value seen decides (push, fields a schema does not declare).
     base: str | None = None
+    declared: str | None = None  # the type the subschema that fits the value names, if one
 
 
 @dataclass(slots=True)
@@ -208,37 +213,111 @@ def typed(
     declared = schema.declared if schema is not None else None
     base = field.base if field is not None else None
     if value is None:
-        return Cell(name, None, declared or base, base)
-    if declared == INTEGER and isinstance(value, int) and not isinstance(value, bool):
-        if value in INT64:
-            return Cell(name, value, INTEGER, base)
-        return Cell(name, str(value), DECIMAL, base)  # no bigint holds it: the __de split
-    is_number = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
-    if declared == DOUBLE and is_number:
-        return Cell(name, float(value), DOUBLE, base)  # 15 under "number" is 15.0, no split
-    if declared == TIMESTAMP and isinstance(value, str):
-        stamp = parse_timestamp(value)
-        # format is not enforced (SPEC §5.2): text that is no date-time splits to a string column
-        if stamp is None:
-            return Cell(name, value, STRING, base)
-        return Cell(name, stamp, TIMESTAMP, base)
-    return _own_type(value, name, base)
+        return Cell(name, None, declared or base, base, declared)
+    for stitch_type, convert in conversions(type(value), declared):
+        if convert is None:
+            return Cell(name, value, stitch_type, base, declared)
+        try:
+            return Cell(name, convert(value), stitch_type, base, declared)
+        except Mismatch:
+            continue  # the next conversion takes it
+    raise AssertionError("the last conversion takes every value")  # pragma: no cover
 
 
-def _own_type(value: Any, name: str, base: str | None) -> Cell:
-    if isinstance(value, bool):
-        return Cell(name, int(value), BOOLEAN, base)
-    if isinstance(value, int):
-        if value in INT64:
-            return Cell(name, value, INTEGER, base)
-        return Cell(name, str(value), DECIMAL, base)
-    if isinstance(value, float):
-        return Cell(name, value, DOUBLE, base)
-    if isinstance(value, Decimal):
-        return Cell(name, decimal_text(value), DECIMAL, base)
-    if isinstance(value, dt.datetime):
-        return Cell(name, utc_text(value), TIMESTAMP, base)
-    return Cell(name, str(value), STRING, base)
+class Mismatch(Exception):
+    """A value its conversion does not take: the next conversion of its kind does."""
+
+
+Conversion = tuple[str, Any]  # (the cell's Stitch type, value -> stored value, or None: as is)
+
+
+def conversions(kind: type, declared: str | None) -> tuple[Conversion, ...]:
+    """How a value of Python type ``kind`` becomes a cell, where the schema declares ``declared``
+    (or nothing): the conversions to try in order; the first that takes the value types it.
+
+    Only a later one depends on more than the value's type: an integer past 64 bits is a
+    decimal (under ``integer`` too: no bigint holds it, SPEC §12.3), and text that is no
+    date-time under ``format: date-time`` stays a string (SPEC §5.2: the format is not enforced).
+    """
+    found = _CONVERSIONS.get((kind, declared))
+    if found is None:
+        found = _CONVERSIONS[(kind, declared)] = _conversions(kind, declared)
+    return found
+
+
+def _conversions(kind: type, declared: str | None) -> tuple[Conversion, ...]:
+    if kind is bool:
+        return ((BOOLEAN, int),)
+    if kind is int:
+        if declared == DOUBLE:
+            return ((DOUBLE, float),)  # 15 under "number" loads as 15.0, no split
+        return ((INTEGER, _int64), (DECIMAL, str))
+    if kind is float:
+        return ((DOUBLE, None),)
+    if kind is Decimal:
+        return ((DOUBLE, float),) if declared == DOUBLE else ((DECIMAL, decimal_text),)
+    if kind is str:
+        if declared == TIMESTAMP:
+            return ((TIMESTAMP, _stamp), (STRING, None))
+        return ((STRING, None),)
+    if kind is dt.datetime:
+        return ((TIMESTAMP, utc_text),)
+    return ((STRING, str),)  # UUIDs and the like: their text
+
+
+_CONVERSIONS: dict[tuple[type, str | None], tuple[Conversion, ...]] = {}
+
+
+def _int64(value: int) -> int:
+    if -(2**63) <= value < 2**63:
+        return value
+    raise Mismatch
+
+
+def _stamp(text: str) -> str:
+    stamp = parse_timestamp(text)
+    if stamp is None:
+        raise Mismatch
+    return stamp
+
+
+def signature(
+    data: dict[str, Any], values: list[Any], elements: list[list[Any]]
+) -> tuple[Any, ...] | None:
+    """Append the scalars of a record's row to ``values`` and those of each of its subtable
+    rows to ``elements``, in the order ``shape`` visits them; the record's signature (names
+    and value types, object by object and element by element), or None for an array of
+    arrays. Records of one signature shape alike but for their values."""
+    kinds: list[Any] = []
+    for value in data.values():
+        kind = _kind(value, values, elements)
+        if kind is None:
+            return None
+        kinds.append(kind)
+    return tuple(data), tuple(kinds)
+
+
+def _kind(value: Any, row: list[Any], elements: list[list[Any]]) -> Any:
+    """A value's part of the signature: a scalar's type (the scalar appended to ``row``), an
+    object's names and kinds (its scalars appended to ``row``), an array's element kinds (each
+    element a new row of ``elements``); None for an array of arrays."""
+    kind = type(value)
+    if kind is dict:
+        return signature(value, row, elements)
+    if kind is not list:
+        row.append(value)
+        return kind
+    items: list[Any] = [list]  # never a field name tuple: the two cannot be confused
+    for element in value:
+        if type(element) is list:
+            return None
+        element_row: list[Any] = []
+        elements.append(element_row)
+        inner = _kind(element, element_row, elements)
+        if inner is None:
+            return None
+        items.append(inner)
+    return tuple(items)
 
 
 def _matches(node: SchemaNode, value: Any) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..models import LoadResult, TableBatch
-from ..plan.plans import Layout
+from ..plan.model import Layout
 
 Where = Sequence[tuple[str, str]]  # (column, value) pairs, all must hold; compared as text
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ...clock import now_text
 from ...models import LoadResult, TableBatch
-from ...plan.plans import Layout, LoadPlan, Rejection, raw_record
+from ...plan.model import Layout, LoadPlan, Rejection, raw_record
 from ..destination import (
     IntegrationSummary,
     RejectedRecord,

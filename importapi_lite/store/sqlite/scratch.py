@@ -20,16 +20,8 @@ from pathlib import Path
 
 from ...clock import now_text
 from ...models import ActivateVersion, TableBatch
-from ...plan.plans import (
-    Layout,
-    LoadPlan,
-    RowsStep,
-    ScratchRows,
-    cells,
-    child_rows,
-    plan_load,
-    point_rows,
-)
+from ...plan.model import Layout, LoadPlan, RowsStep, ScratchRows, cells, child_rows, point_rows
+from ...plan.plans import plan_load
 from . import sql
 from .paths import table_problem
 

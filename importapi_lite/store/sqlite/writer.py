@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from ...clock import now_text
 from ...models import ActivateVersion, TableBatch
-from ...plan.names import CHILD_SYSTEM, PARENT_SYSTEM
-from ...plan.plans import (
+from ...plan.model import (
     Layout,
     LoadPlan,
     Plans,
@@ -31,10 +30,10 @@ from ...plan.plans import (
     cells,
     child_rows,
     layout_from_rows,
-    plan_load,
     point_rows,
-    rebase,
 )
+from ...plan.names import CHILD_SYSTEM, PARENT_SYSTEM
+from ...plan.plans import plan_load, rebase
 from ..destination import StalePlan
 from . import sql
 from .scratch import ScratchLoad
