@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import __version__, store_commands
-from .settings import DURABILITY, REGIONS, Settings
+from .settings import REGIONS, Option, Settings
 from .store import open_tokens
 from .store.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
 
@@ -23,10 +23,28 @@ DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
 DEV_TOKEN_FILE = "dev-token"  # a file name, not a secret  # nosec B105
 
 
-def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+SETTINGS = {option.name: option for option in Settings.options()}
+# The settings of the commands that read or write stored state (every command but serve has
+# only these); serve takes them all.
+STATE_SETTINGS = ("data_dir",)
+
+
+def _add_setting(parser: argparse.ArgumentParser, option: Option) -> None:
+    """The setting's option, its help from its declaration, with its default and variable."""
+    default = "none" if option.default is None else str(option.default)
     parser.add_argument(
-        "--data-dir", type=Path, default=None, help=Settings.help("data_dir") + " [default: data]"
+        option.flag,
+        dest=option.name,
+        type=option.parse,
+        choices=option.choices,
+        default=None,  # unset: the environment's value, else the declared default
+        help=f"{option.help} [default: {default}; env {option.variable}]",
     )
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    for name in STATE_SETTINGS:
+        _add_setting(parser, SETTINGS[name])
 
 
 def _count(text: str) -> int:
@@ -46,33 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     serve = commands.add_parser("serve", help="Run the HTTP server.")
-    serve.add_argument("--host", help=Settings.help("host") + " [default: 127.0.0.1]")
-    serve.add_argument("--port", type=int, help=Settings.help("port") + " [default: 8080]")
-    _data_dir_option(serve)
-    serve.add_argument("--max-body-bytes", type=int, help=Settings.help("max_body_bytes"))
-    serve.add_argument("--region", choices=REGIONS, help=Settings.help("region"))
-    serve.add_argument("--max-open-tables", type=int, help=Settings.help("max_open_tables"))
-    serve.add_argument(
-        "--journal-size", type=int, help=Settings.help("journal_size") + " [default: 1000]"
-    )
-    serve.add_argument("--durability", choices=DURABILITY, help=Settings.help("durability"))
-    serve.add_argument(
-        "--max-concurrent-requests",
-        type=int,
-        help=Settings.help("max_concurrent_requests") + " [default: 256]",
-    )
-    serve.add_argument(
-        "--read-timeout", type=int, help=Settings.help("read_timeout") + " [default: 60]"
-    )
-    serve.add_argument("--body-memory", type=int, help=Settings.help("body_memory"))
-    serve.add_argument("--workers", type=int, help=Settings.help("workers"))
-    serve.add_argument("--offload-bytes", type=int, help=Settings.help("offload_bytes"))
-    serve.add_argument("--cache-mib", type=int, help=Settings.help("cache_mib"))
-    serve.add_argument(
-        "--admin-token",
-        help=Settings.help("admin_token")
-        + " Prefer IMPORTAPI_LITE_ADMIN_TOKEN: other users can see command lines.",
-    )
+    for option in SETTINGS.values():
+        _add_setting(serve, option)
     serve.add_argument(
         "--dev-token",
         action="store_true",
@@ -187,27 +180,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     try:
         settings = Settings.from_env(
-            environ,
-            **{
-                name: getattr(args, name, None)
-                for name in (
-                    "host",
-                    "port",
-                    "data_dir",
-                    "max_body_bytes",
-                    "region",
-                    "max_open_tables",
-                    "journal_size",
-                    "admin_token",
-                    "durability",
-                    "max_concurrent_requests",
-                    "read_timeout",
-                    "body_memory",
-                    "workers",
-                    "offload_bytes",
-                    "cache_mib",
-                )
-            },
+            environ, **{name: getattr(args, name, None) for name in SETTINGS}
         )
     except ValueError as exc:
         print(f"importapi-lite: {exc}", file=sys.stderr)

@@ -1,7 +1,9 @@
-"""Server settings: declared once with defaults and help, read from ``IMPORTAPI_LITE_*`` variables.
+"""Server settings, each declared once: its default, help and allowed values. The command line's
+option (``--max-body-bytes``) and environment variable (``IMPORTAPI_LITE_MAX_BODY_BYTES``) are
+derived from the field's name, and the help text from its declaration (``cli.py``).
 
 Nothing reads ``os.environ`` at import time: ``Settings.from_env(environ)`` takes the mapping, so
-tests pass their own. Command-line flags override the environment (see ``cli.py``).
+tests pass their own. Command-line flags override the environment.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class Secret:
         return hash(Secret)  # equal secrets must hash alike; the value itself stays out of it
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Settings:
         4_194_304, "Largest request body accepted, in bytes (4 MiB default, at most 20 MB)."
     )
     region: str = _setting(
-        "north-america", "Region this server answers as; tokens of the other get 401."
+        "north-america", "Region this server answers as; tokens of the other get 401.", REGIONS
     )
     max_open_tables: int = _setting(
         64, "Table databases kept open at once (each holds a connection and a thread)."
@@ -72,11 +74,14 @@ class Settings:
         1000, "Requests of the Stitch API kept in the admin API's journal (0 keeps none)."
     )
     admin_token: Secret | None = _setting(
-        None, "Admin API token to accept instead of the one saved in DATA_DIR/admin-token."
+        None,
+        "Admin API token to accept instead of the one saved in DATA_DIR/admin-token. Prefer "
+        "the environment variable: other users can see command lines.",
     )
     durability: str = _setting(
         "fsync",
         "fsync: a 2xx survives power loss (synchronous=FULL); fast: survives a process crash only.",
+        DURABILITY,
     )
     max_concurrent_requests: int = _setting(
         256, "Data requests served at once; more are answered 503 at once rather than queued."
@@ -157,17 +162,48 @@ class Settings:
 
     @staticmethod
     def help(name: str) -> str:
-        return str(next(f for f in dataclasses.fields(Settings) if f.name == name).metadata["help"])
+        return str(_field(name).metadata["help"])
+
+    @staticmethod
+    def options() -> list[Option]:
+        """Every setting as the command line offers it."""
+        return [
+            Option(
+                name=f.name,
+                flag="--" + f.name.replace("_", "-"),
+                variable=ENV_PREFIX + f.name.upper(),
+                parse=_PARSERS.get(f.type, str),
+                default=f.default,
+                help=f.metadata["help"],
+                choices=f.metadata["choices"],
+            )
+            for f in dataclasses.fields(Settings)
+        ]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting as a command-line option and an environment variable."""
+
+    name: str  # the Settings field
+    flag: str  # --max-body-bytes
+    variable: str  # IMPORTAPI_LITE_MAX_BODY_BYTES
+    parse: Any  # text -> value
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+
+
+def _field(name: str) -> dataclasses.Field[Any]:
+    return next(f for f in dataclasses.fields(Settings) if f.name == name)
+
+
+# The fields' annotations, as text (``from __future__ import annotations``), to their parsers.
+_PARSERS: dict[Any, Any] = {"int": int, "Path": Path, "Secret | None": Secret}
 
 
 def _cast(name: str, raw: str, type_name: Any) -> Any:
     try:
-        if type_name in ("int", int):
-            return int(raw)
-        if type_name in ("Path", Path):
-            return Path(raw)
-        if type_name in ("Secret | None", Secret):
-            return Secret(raw)
-        return raw
+        return _PARSERS.get(type_name, str)(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a valid {type_name}") from None

@@ -420,3 +420,30 @@ def test_python_m_importapi_lite_serve_with_a_bad_variable_exits_2_naming_it(tmp
     assert "IMPORTAPI_LITE_PORT" in done.stderr
     assert done.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_setting_is_a_serve_option_and_a_variable_named_after_it() -> None:
+    """Declared once in Settings: the option, the variable and the help all come from there."""
+    from importapi_lite.cli import build_parser
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    flags = {a.dest: a for a in serve._actions if a.option_strings}
+    for option in Settings.options():
+        action = flags[option.name]
+        assert action.option_strings == ["--" + option.name.replace("_", "-")]
+        assert option.variable == "IMPORTAPI_LITE_" + option.name.upper()
+        assert action.help.startswith(Settings.help(option.name))
+        assert option.variable in action.help
+
+
+def test_a_flag_parses_as_its_setting_and_wins_over_the_variable(capsys, tmp_path) -> None:
+    from importapi_lite.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--port", "9", "--data-dir", str(tmp_path)])
+    settings = Settings.from_env(
+        {"IMPORTAPI_LITE_PORT": "7", "IMPORTAPI_LITE_JOURNAL_SIZE": "5"},
+        port=args.port,
+        data_dir=args.data_dir,
+    )
+
+    assert (settings.port, settings.journal_size, settings.data_dir) == (9, 5, tmp_path)
