@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .app import create_app  # noqa: E402  (after __version__, which handlers import)
-from .errors import ImportApiError  # noqa: E402
-from .settings import Settings  # noqa: E402
+from .app import create_app
+from .errors import ImportApiError
+from .settings import Settings
+from .version import __version__
 
 __all__ = ["ImportApiError", "Settings", "__version__", "create_app"]

@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     app[uploads_key] = set()
     app[body_budget_key] = ByteBudget(settings.body_memory)
     app[workers_key] = Workers(settings.workers, settings.offload_bytes)
-    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_destination)
     app.on_shutdown.append(_stop_waiters)
     setup_routes(app)
     app.add_subapp(ADMIN_PREFIX, admin_app())
@@ -63,7 +63,7 @@ async def _stop_waiters(app: web.Application) -> None:
     end_uploads(app)
 
 
-async def _storage(app: web.Application) -> AsyncIterator[None]:
+async def _destination(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app[tokens_key] = open_tokens(settings)

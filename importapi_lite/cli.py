@@ -14,10 +14,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import __version__, store_commands
+from . import store_commands
 from .settings import REGIONS, Option, Settings
 from .store import open_tokens
 from .store.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
+from .version import __version__
 
 DEV_CLIENT_ID = 7723  # the client id of Stitch's own examples
 DEV_TOKEN_FILE = "dev-token"  # a file name, not a secret  # nosec B105
@@ -301,9 +302,10 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
     )
     app = create_app(settings)
     app[workers_key].warm_up()  # its processes start while the server does
-    # A 20,000-record batch allocates ~1M objects, nearly all freed by reference counting, yet
-    # each 700 allocations would start a collection that walks the young ones: 15% of the time
-    # of a big batch. Rarer young collections, and start-up's objects out of every walk.
+    # A big batch allocates objects by the million, nearly all freed by reference counting, yet
+    # every few hundred allocations would start a collection that walks the young ones: a good
+    # share of a big batch's time. Rarer young collections, and start-up's objects out of every
+    # walk (the figures: docs/performance.md).
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     gc.freeze()
     web.run_app(app, host=settings.host, port=settings.port, print=None)

@@ -1,7 +1,7 @@
 """The one error tree: every error raised on purpose, with its status and its exact Stitch body.
 
 Rendered in exactly one place, ``middleware.error_middleware``. Nothing here imports aiohttp, so
-validation, codecs and storage raise these without knowing about HTTP.
+validation, codecs and destinations raise these without knowing about HTTP.
 
     ImportApiError                  500  {"status": "ERROR", "message": ...}
      ├── NotFound                   404  [mock-defined body]
@@ -56,7 +56,7 @@ class ImportApiError(Exception):
         return {"status": "ERROR", "message": self.message}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Worker processes (offload.py) send errors back pickled. Subclasses take other
+        # Worker processes (ingest/workers.py) send errors back pickled. Subclasses take other
         # arguments than their message, so rebuild each from its state, not from its args.
         return (_rebuild, (type(self), self.args, self.__dict__))
 

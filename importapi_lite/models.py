@@ -1,5 +1,5 @@
 """Validated requests as plain data, never changed once made: what validation produces and
-storage consumes.
+destinations consume.
 
 Imports nothing of ours; field names stay as Stitch spells them.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 
 # Not frozen: one is made for every record, and a frozen dataclass's __init__ (an
-# object.__setattr__ per field) takes 4x as long; nothing changes one once made.
+# object.__setattr__ per field) costs several times as much; nothing changes one once made.
 @dataclass(slots=True)
 class Upsert:
     """One data point for a table (a push record or a batch ``upsert`` message)."""

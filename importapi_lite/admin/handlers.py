@@ -1,4 +1,4 @@
-"""Admin handlers for health, what is stored, and resets. Reads go through ``storage.reading``.
+"""Admin handlers for health, what is stored, and resets, all through the destination.
 
 Handlers raise ``AdminError``s; ``middleware.error_middleware`` renders them, as every error.
 """

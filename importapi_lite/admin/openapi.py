@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
 from ..observe.faults import DATA_ENDPOINTS, FAULT_STATUSES, MAX_DELAY_MS
+from ..version import __version__
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -4,10 +4,10 @@ Decoded values are always plain: dict, list, str, int, float, bool, None, plus `
 (Transit ``~f``) and timezone-aware UTC ``datetime`` (Transit ``~m``/``~t``). Every failure to
 decode is a ``MalformedBody`` (400); nothing here can raise anything else on client input.
 
-JSON is parsed by ``msgspec`` (2-3x the stdlib's speed on a 4 MiB batch, and exact on big
+JSON is parsed by ``msgspec`` (faster than the stdlib on big batches, and exact on big
 integers, unlike ``orjson``). Whatever it refuses is parsed again by the stdlib ``json``, which
 alone decides the answer: the same values (it accepts ``1e400`` as infinity) or the same error
-text as before. ``tests/test_codec.py`` checks the two agree wherever msgspec accepts.
+text as before. The codec tests check the two agree wherever msgspec accepts.
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ class _FastReader:
     """Transit JSON as stitchclient writes it, straight to plain values, in one pass.
 
     transit-python2 builds frozendicts, tuples and wrapper objects that ``_plain`` then converts
-    again; on records it costs 30-95x the JSON parse. This reads the subset real writers use:
+    again; on records it costs many times the JSON parse. This reads the subset real writers use:
     ``"^ "`` maps with string and keyword keys, lists, ``~#list``, the rolling cache, escapes
     and the scalar tags above. Anything else (verbose maps, sets, cmaps, other tags, keys that
     collide once made plain, every error) raises, and the reference reads the body instead.

@@ -1,7 +1,7 @@
 """Big bodies decoded, validated, planned and staged in worker processes, not on the event loop.
 
-The event loop is one core of Python, and a 20,000-record body costs it about half a second of
-decoding, validation and planning, while SQLite needs a fraction of that to store the rows. A
+The event loop is one core of Python, and a big body costs it far more decoding, validation and
+planning than SQLite needs to store the rows. A
 body of ``offload_bytes`` or more therefore goes to a pool of worker processes, which run the
 very functions the event loop would (``body.parse``, ``plan_load``) and stage each table's rows
 with the destination's stager (SQLite: a scratch file); the destination moves them in with SQL

@@ -16,8 +16,8 @@ from typing import Any
 MAX_ERROR_BODY_CHARS = 16_384  # a 422 for 20,000 records is megabytes; keep the journal small
 
 
-# Not frozen: one is made for every request, and a frozen dataclass's __init__ (a
-# object.__setattr__ per field) cost 4 µs of a one-record push, ten times this one's.
+# Not frozen: one is made for every request, and a frozen dataclass's __init__ (an
+# object.__setattr__ per field) costs several times this one's.
 @dataclass(slots=True)
 class JournalEntry:
     id: int

@@ -1,9 +1,9 @@
 """A byte budget for request bodies in memory: requests wait their turn, first come first served.
 
-A 4 MiB batch body becomes ~40 MiB of Python objects while it is decoded, validated and
-loaded, and the event loop works on one request at a time anyway, so 64 big uploads at once
-buy no speed and cost a gigabyte. ``middleware.checks_middleware`` holds a body's declared size (the
-limit, when it declares none) from before reading it until the response, so at most
+A batch body becomes many times its size in Python objects while it is decoded, validated and
+loaded, and the event loop works on one request at a time anyway, so many big uploads at once
+buy no speed and cost gigabytes. ``middleware.checks_middleware`` holds a body's declared size
+(the limit, when it declares none) from before reading it until the response, so at most
 ``capacity`` bytes of bodies are in the server at once; small pushes pass straight through
 while the budget has room.
 """
@@ -53,7 +53,7 @@ class ByteBudget:
 
 
 class _Hold:
-    """A class, not ``@asynccontextmanager``, whose generator costs each request another 1 µs."""
+    """A class, not ``@asynccontextmanager``, whose generator would cost every request more."""
 
     __slots__ = ("budget", "size")
 

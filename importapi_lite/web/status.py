@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import __version__
+from ..version import __version__
 from .keys import destination_key
 from .responses import json_response
 

@@ -1,7 +1,7 @@
 """Batch schema regexes (``pattern``, ``patternProperties``), run by ``regex`` under a time limit.
 
 Python's ``re`` cannot be interrupted: one catastrophic pattern in a client's schema (``^(a|a)+$``
-against ``"aaaa…!"``) held the event loop for as long as it backtracked (issue 6). ``regex``
+against ``"aaaa…!"``) held the event loop for as long as it backtracked. ``regex``
 takes a ``timeout``, so both validators match through here: jsonschema with its pattern keywords
 replaced, fastjsonschema with its compiled patterns swapped. Pure: no I/O, no aiohttp.
 """
@@ -21,8 +21,8 @@ import regex
 
 # [mock-defined] Stitch's validator (everit, Java regexes) sets no limit; ours bounds how long a
 # hostile schema can hold the event loop. One match may take MATCH_TIMEOUT seconds, and all of
-# one batch's matches together BATCH_BUDGET (time spent matching, not the batch's whole time):
-# an ordinary match takes 1-2 µs, 20,000 records with ten patterned fields ~0.3 s.
+# one batch's matches together BATCH_BUDGET (time spent matching, not the batch's whole time),
+# far more than ordinary patterns need even on the largest batch.
 MATCH_TIMEOUT = 0.1
 BATCH_BUDGET = 2.0
 

@@ -1,5 +1,5 @@
 """Disk health of the data directory: faults of writes turned into 503s and remembered, and the
-live check behind ``/v2/import/status`` and readyz. No aiohttp; only ``storage`` uses it.
+live check behind ``/v2/import/status`` and readyz. No aiohttp; only the SQLite destination uses it.
 
 A failed write (SQLite full, read-only, I/O error, cannot open; or an ``OSError``) is remembered
 with its kind and time until a write that began after it commits, or until the live check passes.
@@ -66,7 +66,7 @@ class DiskFault:
 
 
 class DiskHealth:
-    """One per ``Store``: wraps its writes (``guard``) and answers ``problem()``."""
+    """One per ``SqliteDestination``: wraps its writes (``guard``) and answers ``problem()``."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
