@@ -46,7 +46,7 @@ from importapi_lite.store.sqlite.paths import table_path
 from importapi_lite.store.sqlite.scratch import write_scratch
 
 SHAPE_RECORDS = 5_000  # per body of the loading-model cases (fewer with --quick's sizes)
-PHASES = ("decode", "validation", "plan", "staging", "move", "bare", "floor")
+PHASES = ("decode", "validation", "plan", "scratch", "move", "bare", "floor")
 
 
 def _timed(call: Callable[..., Any], *args: Any) -> tuple[float, Any]:
@@ -63,13 +63,13 @@ async def body_costs(options: Options) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="costs-") as scratch:
         work = Path(scratch)
         store = SqliteDestination(work / "data", durability=options.durability)
-        staging = work / "staging"
-        staging.mkdir()
+        scratch = work / "scratch"
+        scratch.mkdir()
         try:
             for run in range(options.runs + 1):  # run 0 warms up
                 table = f"costs_{run}"
                 bodies = [records(options.records, seed=1000 + 2 * run + i) for i in range(2)]
-                measured = await _two_bodies(store, staging, work, table, bodies, options)
+                measured = await _two_bodies(store, scratch, work, table, bodies, options)
                 if run:
                     for phase, seconds in measured.items():
                         times[phase].append(seconds)
@@ -80,7 +80,7 @@ async def body_costs(options: Options) -> list[Row]:
 
 async def _two_bodies(
     store: SqliteDestination,
-    staging: Path,
+    scratch: Path,
     work: Path,
     table: str,
     bodies: list[list[dict[str, object]]],
@@ -99,8 +99,8 @@ async def _two_bodies(
         measured["validation"] += seconds / 2
         seconds, plan = _timed(plan_load, batch, layout, TIMESTAMP, now_text())
         measured["plan"] += seconds / 2
-        seconds, staged = _timed(write_scratch, batch, plan, layout, staging)
-        measured["staging"] += seconds / 2
+        seconds, staged = _timed(write_scratch, batch, plan, layout, scratch)
+        measured["scratch"] += seconds / 2
         try:
             started = time.perf_counter()
             await store.load(CLIENT_ID, INTEGRATION, staged, TIMESTAMP)
@@ -138,17 +138,17 @@ def _least_per_record_work(body: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 def _body_rows(costs: dict[str, float], options: Options) -> list[Row]:
-    worker = costs["decode"] + costs["validation"] + costs["plan"] + costs["staging"]
+    worker = costs["decode"] + costs["validation"] + costs["plan"] + costs["scratch"]
     per_record = worker / options.records * 1e6
-    parts = " + ".join(f"{costs[p] * 1e3:.0f}" for p in ("decode", "validation", "plan", "staging"))
+    parts = " + ".join(f"{costs[p] * 1e3:.0f}" for p in ("decode", "validation", "plan", "scratch"))
     bound = 2 * costs["bare"] / (worker + costs["move"])
     # What validation and planning may take for the inserts to reach 0.85 of bare, the rest as
     # now: two senders' bodies in P + 2M, within the 2 · bare / 0.85 that ratio allows.
-    room = 2 * costs["bare"] / 0.85 - 2 * costs["move"] - costs["decode"] - costs["staging"]
+    room = 2 * costs["bare"] / 0.85 - 2 * costs["move"] - costs["decode"] - costs["scratch"]
     body = f"a {options.records:,}-record body"
     return [
         Row(
-            f"{body}, worker's share P: decode + validation + plan + staging",
+            f"{body}, worker's share P: decode + validation + plan + scratch file",
             f"{worker * 1e3:.0f} ms = {parts} ({per_record:.1f} µs/record)",
             worker / costs["bare"],
         ),
