@@ -7,8 +7,6 @@ Every option of ``serve`` is also an ``IMPORTAPI_LITE_*`` variable; flags win (`
 from __future__ import annotations
 
 import argparse
-import gc
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -261,12 +259,22 @@ def ensure_dev_token(settings: Settings) -> Path:
 
 
 def _serve(settings: Settings, *, dev_token: bool) -> int:
-    from aiohttp import web
+    from .serve import serve
 
+    token_file = None
+    if dev_token:
+        try:
+            token_file = ensure_dev_token(settings)
+        except TokenError as exc:
+            print(f"importapi-lite: {exc}", file=sys.stderr)
+            return 1
+    return serve(settings, lambda served: print(_banner(served, token_file), flush=True))
+
+
+def _banner(settings: Settings, token_file: Path | None) -> str:
+    """What serve prints first: where it serves, where the data is, the admin API, and with
+    ``--dev-token`` a curl that pushes one record."""
     from .admin.routes import ADMIN_PREFIX
-    from .app import create_app
-    from .ingest.workers import GC_YOUNG_THRESHOLD
-    from .web.keys import workers_key
 
     url = f"http://{settings.host}:{settings.port}"
     admin_hint = (
@@ -274,17 +282,13 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
         if settings.admin_token is None
         else "the one given by --admin-token or IMPORTAPI_LITE_ADMIN_TOKEN"
     )
+    processes = f" ({settings.processes} processes)" if settings.processes > 1 else ""
     lines = [
-        f"importapi-lite {__version__} serving the Stitch Import API v2 at {url}",
+        f"importapi-lite {__version__} serving the Stitch Import API v2 at {url}{processes}",
         f"data directory: {settings.data_dir.resolve()}",
         f"admin API: {url}{ADMIN_PREFIX}/ (token: {admin_hint})",
     ]
-    if dev_token:
-        try:
-            token_file = ensure_dev_token(settings)
-        except TokenError as exc:
-            print(f"importapi-lite: {exc}", file=sys.stderr)
-            return 1
+    if token_file is not None:
         lines += [
             f"dev token (client {DEV_CLIENT_ID}) in {token_file}; push one record with:",
             f"  curl -sS -X POST {url}/v2/import/push \\\n"
@@ -294,19 +298,4 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
             '"sequence": 1, "action": "upsert", "key_names": ["id"], '
             '"data": {"id": 1, "name": "Finn"}}]\'',
         ]
-    print("\n".join(lines), flush=True)
-    # Warnings and errors (rejected records, lost workers, bugs) on stderr, with their time and
-    # source; nothing per request, which would cost every request its formatting.
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    app = create_app(settings)
-    app[workers_key].warm_up()  # its processes start while the server does
-    # A big batch allocates objects by the million, nearly all freed by reference counting, yet
-    # every few hundred allocations would start a collection that walks the young ones: a good
-    # share of a big batch's time. Rarer young collections, and start-up's objects out of every
-    # walk (the figures: docs/performance.md).
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    gc.freeze()
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
-    return 0
+    return "\n".join(lines)

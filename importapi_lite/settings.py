@@ -102,6 +102,11 @@ class Settings:
     offload_bytes: int = _setting(
         262_144, "Bodies of at least this many bytes go to the worker processes (256 KiB)."
     )
+    processes: int = _setting(
+        1,
+        "Server processes on the one port (SO_REUSEPORT), sharing the destination; each has "
+        "its own journal and fault rules.",
+    )
     cache_mib: int = _setting(
         64,
         "MiB of SQLite page cache for all open tables together (a soft limit), which one big "
@@ -138,6 +143,8 @@ class Settings:
             raise SettingError("offload_bytes", "must not be negative")
         if self.cache_mib < 0:
             raise SettingError("cache_mib", "must not be negative")
+        if self.processes < 1:
+            raise SettingError("processes", "must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

@@ -43,9 +43,12 @@ from .scratch import ScratchLoad
 class TableState:
     """What a table's thread remembers of its file between transactions."""
 
-    # The tables and columns as of the last commit: only this connection writes the file, so
-    # loads need not read it back each time. None: read it (first use, or after a failure).
+    # The tables and columns as of the last commit, so loads need not read them back each
+    # time. None: read them (first use, or after a failure).
     layout: Layout | None = None
+    # The file's PRAGMA schema_version that ``layout`` belongs to: another server process
+    # sharing the file (``serve --processes``) may have added tables or columns since.
+    schema_version: int = -1
 
 
 @dataclass(slots=True)  # not frozen: one a request, and frozen costs (see ``models.Upsert``)
@@ -93,13 +96,16 @@ def _try_group(
         if scratch is not None:  # not inside a transaction: SQLite refuses there
             db.execute(f"ATTACH DATABASE ? AS {sql.SCRATCH}", (str(scratch.path),))
         db.execute("BEGIN IMMEDIATE")
-        if layout is None:
-            layout = read_layout(db)  # as committed: this thread is the file's only writer
+        version = db.execute("PRAGMA schema_version").fetchone()[0]
+        if layout is None or version != state.schema_version:
+            layout = read_layout(db)  # as committed, by us or by another process
         batched_at = now_text()  # one transaction: one time its rows were loaded
         plans: Plans = {}  # the pushes' record plans, shared: each push is a batch of its own
         for load in loads:
             loading = len(results)
             plan, accepted = _load_batch(db, load, layout, batched_at, plans)
+            if plan.new_tables or plan.new_columns:
+                version = db.execute("PRAGMA schema_version").fetchone()[0]  # ours, committed next
             layout = plan.layout
             results.append((plan, accepted))
         loading = None
@@ -118,6 +124,7 @@ def _try_group(
         if scratch is not None:
             _detach(db)
     state.layout = layout
+    state.schema_version = version
     return results
 
 
