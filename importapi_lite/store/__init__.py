@@ -18,6 +18,7 @@ def open_destination(settings: Settings) -> Destination:
         max_open_tables=settings.max_open_tables,
         durability=settings.durability,
         cache_mib=settings.cache_mib,
+        shared=settings.processes > 1,
     )
 
 

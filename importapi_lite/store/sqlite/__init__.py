@@ -105,8 +105,10 @@ class SqliteDestination:
         max_open_tables: int = 64,
         durability: str = "fsync",
         cache_mib: int = 0,
+        shared: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self._shared = shared  # other server processes write the same files
         self._max_open = max_open_tables
         self._synchronous = _SYNCHRONOUS[durability]
         # A table's upserts land all over its primary-key index; with SQLite's 2 MiB cache a
@@ -361,7 +363,7 @@ class SqliteDestination:
                 table_db = self._open.get(path)
                 if table_db is None:
                     conn = await _connect(path, ddl, self._synchronous, self._pragmas)
-                    table_db = _OpenTable(path, conn)
+                    table_db = _OpenTable(path, conn, state=writer.TableState(shared=self._shared))
                     self._open[path] = table_db
                     await self._evict_idle()
                 else:

@@ -46,9 +46,11 @@ class TableState:
     # The tables and columns as of the last commit, so loads need not read them back each
     # time. None: read them (first use, or after a failure).
     layout: Layout | None = None
-    # The file's PRAGMA schema_version that ``layout`` belongs to: another server process
-    # sharing the file (``serve --processes``) may have added tables or columns since.
-    schema_version: int = -1
+    # Whether other server processes write the file too (``serve --processes``): then one may
+    # have added tables or columns since, and ``schema_version`` says whether it did. A
+    # process alone skips that check, a statement per transaction.
+    shared: bool = False
+    schema_version: int = -1  # the file's PRAGMA schema_version that ``layout`` belongs to
 
 
 @dataclass(slots=True)  # not frozen: one a request, and frozen costs (see ``models.Upsert``)
@@ -96,7 +98,7 @@ def _try_group(
         if scratch is not None:  # not inside a transaction: SQLite refuses there
             db.execute(f"ATTACH DATABASE ? AS {sql.SCRATCH}", (str(scratch.path),))
         db.execute("BEGIN IMMEDIATE")
-        version = db.execute("PRAGMA schema_version").fetchone()[0]
+        version = _schema_version(db) if state.shared else -1
         if layout is None or version != state.schema_version:
             layout = read_layout(db)  # as committed, by us or by another process
         batched_at = now_text()  # one transaction: one time its rows were loaded
@@ -104,8 +106,8 @@ def _try_group(
         for load in loads:
             loading = len(results)
             plan, accepted = _load_batch(db, load, layout, batched_at, plans)
-            if plan.new_tables or plan.new_columns:
-                version = db.execute("PRAGMA schema_version").fetchone()[0]  # ours, committed next
+            if state.shared and (plan.new_tables or plan.new_columns):
+                version = _schema_version(db)  # ours, committed next
             layout = plan.layout
             results.append((plan, accepted))
         loading = None
@@ -126,6 +128,10 @@ def _try_group(
     state.layout = layout
     state.schema_version = version
     return results
+
+
+def _schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA schema_version").fetchone()[0])
 
 
 def _load_batch(
