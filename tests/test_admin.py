@@ -1,4 +1,5 @@
-"""The admin API under /_importapi/v1: its token, reads, export, wait and reset, on a real server.
+"""The admin API (``admin/``) under /_importapi/v1: its token, reads, export, wait and reset, on a
+real server.
 
 Data arrives the way a client sends it (``api.push``); the admin API is asked over HTTP with the
 admin token read from the data directory, as ``importapi-lite admin-token`` would print it.
@@ -22,24 +23,9 @@ from importapi_lite.admin.openapi import OPENAPI
 from importapi_lite.admin.routes import ADMIN_PREFIX, ROUTES
 from importapi_lite.store.admin_token import ADMIN_TOKEN_FILE, ensure_admin_token
 
-from .conftest import CLIENT_ID, Api, db_path, db_rows, make_token, record, rejected_rows
+from .helpers import CLIENT_ID, Admin, Api, db_path, db_rows, make_token, record, rejected_rows
 
 TABLE = f"/clients/{CLIENT_ID}/integrations/import_api/tables"
-
-
-class Admin(Api):
-    """The test client with the admin token; paths are relative to the admin prefix."""
-
-    async def get(self, path: str, **kwargs: Any) -> Any:
-        return await self.request("GET", ADMIN_PREFIX + path, content_type=None, **kwargs)
-
-    async def delete(self, path: str, **kwargs: Any) -> Any:
-        return await self.request("DELETE", ADMIN_PREFIX + path, content_type=None, **kwargs)
-
-
-@pytest.fixture
-def admin(client: Any, settings: Settings) -> Admin:
-    return Admin(client, ensure_admin_token(settings.data_dir))
 
 
 def concrete(path: str) -> str:
@@ -137,7 +123,7 @@ async def test_livez_and_readyz_answer_with_the_admin_token_only(admin: Admin) -
 
     assert (live.status, live.body) == (200, {"status": "ok"})
     assert (ready.status, ready.body) == (200, {"status": "ready"})
-    # Only the OpenAPI document is open (issue: "everything else there needs the admin token").
+    # Only the OpenAPI document is open: everything else there needs the admin token.
     assert (await admin.get("/livez", token=None)).status == 401
     assert (await admin.get("/readyz", token=None)).status == 401
 

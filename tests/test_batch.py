@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from .conftest import WIRE, Api, db_rows, rejected_rows, table_files, table_meta
+from .helpers import WIRE, Api, db_rows, rejected_rows, table_files, table_meta
 
 SCHEMA = {
     "type": "object",

@@ -26,7 +26,7 @@ from importapi_lite.store.sqlite.paths import integration_dir
 from importapi_lite.store.sqlite.reading import table_files
 from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
-from .conftest import CLIENT_ID, Api, db_path, db_rows, rejected_rows
+from .helpers import CLIENT_ID, Api, db_path, db_rows, rejected_rows
 
 HUGE = 123456789012345678901234567890
 STAMP = "2026-01-02T03:04:05.000000Z"
@@ -287,6 +287,7 @@ def stored(data_dir: Path) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.fuzz  # a long property run: real SQLite files for every example
 @settings(max_examples=120, deadline=None, derandomize=True, database=None)
 @given(batches(), st.data())
 def test_any_order_of_a_batchs_messages_gives_the_same_layout_and_rows(batch, data):

@@ -1,4 +1,4 @@
-"""cli.py and settings.py: the importapi-lite command against real token files under tmp_path.
+"""``cli.py`` and ``settings.py``: the importapi-lite command against real token files.
 
 Every call passes its own ``environ``, so nothing here depends on the real environment.
 """

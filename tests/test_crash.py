@@ -1,7 +1,8 @@
 """The crash test's short form: a few SIGKILLs under concurrent load lose nothing acknowledged;
 and a push spanning several tables, cut between its tables' commits, converges on retry.
 
-``make stress`` runs the same harness (``bench/crash.py``) with 20+ kills and prints the figures.
+``make stress`` runs the same harness (``bench/crash.py``) with many more kills and prints the
+figures.
 """
 
 from __future__ import annotations
@@ -12,20 +13,19 @@ import json
 import random
 import sqlite3
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
+import pytest
 
 from importapi_lite.store.sqlite.paths import integration_dir, table_path
 from importapi_lite.store.sqlite.tokens import SqliteTokenStore
 from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
-from .conftest import JSON, bench_script, record
+from .helpers import JSON, load_crash, record
 
-
-def load_crash() -> ModuleType:
-    return bench_script("crash.py", "importapi_crash")
+# Servers killed with SIGKILL and restarted: a process of its own each time.
+pytestmark = [pytest.mark.crash, pytest.mark.serve]
 
 
 async def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None:

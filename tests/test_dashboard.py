@@ -1,4 +1,5 @@
-"""The dashboard at /_importapi/, in a real headless browser against a real server process.
+"""The dashboard (``admin/dashboard.py``, ``admin/static/``) at /_importapi/, in a real headless
+browser against a real server process.
 
 Debian's chromium, driven by Selenium through Debian's chromedriver (``apt-get install -y
 chromium chromium-driver``; ``.ci/run`` installs both). Without them the tests skip, except under
@@ -34,8 +35,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from importapi_lite import Settings
 from importapi_lite.store.admin_token import ensure_admin_token
 
-from .conftest import CLIENT_ID, make_token, record
-from .test_serve import free_port
+from .helpers import CLIENT_ID, Reply, free_port, make_token, record
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -60,7 +60,7 @@ class Server:
     token: str = field(repr=False)  # a push token; never in a failure's output
     admin_token: str = field(repr=False)
 
-    def push(self, body: Any) -> tuple[int, str]:
+    def push(self, body: Any) -> Reply:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         request = urllib.request.Request(
             self.url + "/v2/import/push",
@@ -69,10 +69,10 @@ class Server:
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read().decode()
+                return Reply(response.status, response.headers, response.read().decode())
         except urllib.error.HTTPError as error:
             with error:
-                return error.code, error.read().decode()
+                return Reply(error.code, error.headers, error.read().decode())
 
 
 def require_browser() -> None:
@@ -231,16 +231,19 @@ def test_the_script_never_parses_data_as_html() -> None:
 
 
 # --- in the browser -----------------------------------------------------------------------------
+# Marked browser and serve: chromium, and the page's server as a process of its own (``server``).
 
 
+@pytest.mark.browser
+@pytest.mark.serve
 def test_dashboard_shows_the_pushed_table_its_row_and_a_4xx_with_its_error_body(
     browser: webdriver.Chrome, server: Server, tmp_path: Path
 ) -> None:
-    status, _ = server.push([record("customers", 1, {"id": 1, "name": "Ada <b>Lovelace</b>"})])
-    assert status == 201
-    status, error = server.push([record("customers", 1, {"id": 2}, key_names="id")])
-    assert status == 422
-    reason = json.loads(error)["errors"][0]["reason"]["key_names"][0]  # "should be an array…"
+    pushed = server.push([record("customers", 1, {"id": 1, "name": "Ada <b>Lovelace</b>"})])
+    assert pushed.status == 201, pushed
+    refused = server.push([record("customers", 1, {"id": 2}, key_names="id")])
+    assert refused.status == 422, refused
+    reason = refused.body["errors"][0]["reason"]["key_names"][0]  # "should be an array…"
 
     open_dashboard(browser, server)
     assert "#token" not in browser.current_url  # taken off the address bar at once
@@ -261,6 +264,8 @@ def test_dashboard_shows_the_pushed_table_its_row_and_a_4xx_with_its_error_body(
     browser.save_screenshot(str(tmp_path / "dashboard.png"))
 
 
+@pytest.mark.browser
+@pytest.mark.serve
 def test_a_fault_added_from_the_dashboard_answers_the_next_push(
     browser: webdriver.Chrome, server: Server
 ) -> None:
@@ -274,16 +279,18 @@ def test_a_fault_added_from_the_dashboard_answers_the_next_push(
     assert texts(browser, "#faults tbody td")[1:3] == ["503", "1"]
 
     rows = [record("orders", 1, {"id": 1})]
-    assert server.push(rows)[0] == 503
-    assert server.push(rows)[0] == 201  # count 1: the fault is used up
+    assert server.push(rows).status == 503
+    assert server.push(rows).status == 201  # count 1: the fault is used up
     browser.find_element(By.ID, "refresh").click()
     wait_for(browser, lambda d: not texts(d, "#faults tbody tr"), "the used fault to go")
 
 
+@pytest.mark.browser
+@pytest.mark.serve
 def test_hostile_table_and_column_names_are_shown_as_text(
     browser: webdriver.Chrome, server: Server
 ) -> None:
-    assert server.push([record(HOSTILE, 1, {"id": 1, HOSTILE: HOSTILE})])[0] == 201
+    assert server.push([record(HOSTILE, 1, {"id": 1, HOSTILE: HOSTILE})]).status == 201
     open_dashboard(browser, server)
     title = browser.title
     click_table(browser, HOSTILE)
@@ -294,6 +301,8 @@ def test_hostile_table_and_column_names_are_shown_as_text(
     assert browser.title == title
 
 
+@pytest.mark.browser
+@pytest.mark.serve
 def test_the_page_without_a_token_asks_for_one_and_a_pasted_token_signs_in(
     browser: webdriver.Chrome, server: Server
 ) -> None:
@@ -313,11 +322,13 @@ def test_the_page_without_a_token_asks_for_one_and_a_pasted_token_signs_in(
     assert browser.execute_script("return sessionStorage.length") == 1
 
 
+@pytest.mark.browser
+@pytest.mark.serve
 def test_rejected_records_show_per_table_with_their_reasons_and_the_records(
     browser: webdriver.Chrome, server: Server, tmp_path: Path
 ) -> None:
     collision = "Field _sdc_sequence collides with a system column"
-    status, _ = server.push(
+    pushed = server.push(
         [
             record("people", 1, {"id": 1, "name": "kept"}),
             record("people", 2, {"id": 2, "_sdc_sequence": 2}),
@@ -325,7 +336,7 @@ def test_rejected_records_show_per_table_with_their_reasons_and_the_records(
             record("y" * 64, 1, {"id": 1}),  # every record rejected: a table with no rows
         ]
     )
-    assert status == 201
+    assert pushed.status == 201, pushed
 
     open_dashboard(browser, server)
     wait_for(browser, lambda d: texts(d, '#tables td[data-rejected-of="people"]') == ["2"], "2")

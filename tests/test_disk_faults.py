@@ -1,8 +1,10 @@
-"""Disk full and a read-only data directory (issue 6): pushes and batches answer a Stitch-shaped
-503, no table is half-applied, ``/v2/import/status`` (and readyz) say why, and the server recovers
-by itself once the disk takes writes again; the client's retry converges on a clean run's state.
+"""Disk full and a read-only data directory (``store/sqlite/disk.py``, end to end).
 
-The room or the right to write is taken away for real, never by mocking our storage:
+Pushes and batches answer a Stitch-shaped 503, no table is half-applied, ``/v2/import/status``
+(and readyz) say why, and the server recovers by itself once the disk takes writes again; the
+client's retry converges on a clean run's state.
+
+The room or the right to write is taken away for real, never by mocking our store:
 
 - a small tmpfs as the data directory, filled with a file: needs ``mount`` to work (root with
   CAP_SYS_ADMIN); elsewhere those tests skip and say so;
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +39,17 @@ from importapi_lite.store.admin_token import ensure_admin_token
 from importapi_lite.store.sqlite.paths import integration_dir
 from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
-from .conftest import CLIENT_ID, Api, Reply, db_path, db_rows, make_token, record, rejected_rows
+from .helpers import (
+    CLIENT_ID,
+    Api,
+    Reply,
+    db_path,
+    db_rows,
+    free_port,
+    make_token,
+    record,
+    rejected_rows,
+)
 
 resource = pytest.importorskip("resource")  # POSIX only: none of this runs on Windows
 
@@ -361,12 +372,6 @@ async def test_rejections_that_cannot_be_logged_answer_503_and_are_logged_once_o
 LIMIT = 256 * 1024
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def server_process(data_dir: Path, log: Path) -> Iterator[tuple[int, str]]:
     """``importapi-lite serve`` in a process of its own: its pid and its URL."""
@@ -429,6 +434,7 @@ async def limited(tmp_path: Path) -> Any:
             yield LimitedServer(session, token, settings, pid)
 
 
+@pytest.mark.serve  # `limited`: a server process under prlimit
 async def test_running_out_of_room_in_one_table_keeps_the_others_commit_and_retry_converges(
     limited: Any, aiohttp_client: Any, tmp_path: Path
 ) -> None:
@@ -455,6 +461,7 @@ async def test_running_out_of_room_in_one_table_keeps_the_others_commit_and_retr
     assert stored_state(limited.settings.data_dir) == clean
 
 
+@pytest.mark.serve  # `limited`: a server process under prlimit
 async def test_a_rejection_log_that_cannot_grow_answers_503_and_logs_once_on_retry(
     limited: Any, aiohttp_client: Any, tmp_path: Path
 ) -> None:

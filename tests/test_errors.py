@@ -13,7 +13,7 @@ import pytest
 
 from importapi_lite.store.sqlite.tokens import SqliteTokenStore
 
-from .conftest import CLIENT_ID, JSON, TRANSIT, Api, record
+from .helpers import CLIENT_ID, JSON, TRANSIT, Api, record
 
 PUSH = "/v2/import/push"
 VALIDATE = "/v2/import/validate"

@@ -1,4 +1,5 @@
-"""Fault injection: the next N data requests fail, slow down or drop, on purpose and repeatably."""
+"""Fault injection (``observe/faults.py``, driven through the admin API): the next N data requests
+fail, slow down or drop, on purpose and repeatably."""
 
 from __future__ import annotations
 
@@ -11,13 +12,7 @@ import pytest
 from importapi_lite import Settings, create_app
 from importapi_lite.store.admin_token import ensure_admin_token
 
-from .conftest import Api, db_rows, make_token, record
-from .test_admin import Admin
-
-
-@pytest.fixture
-def admin(client: Any, settings: Settings) -> Admin:
-    return Admin(client, ensure_admin_token(settings.data_dir))
+from .helpers import Admin, Api, db_rows, make_token, record
 
 
 async def add_fault(admin: Admin, **spec: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Group commit (issue 5): concurrent loads for one table share one transaction.
+"""Group commit (``store/sqlite/__init__.py``'s committer, ``store/sqlite/writer.py``'s
+``commit_group``): concurrent loads for one table share one transaction.
 
 Counted in the table's real WAL file: every committed transaction ends with a commit frame
 (a frame header whose "database size after commit" is non-zero, per SQLite's WAL format).
@@ -19,7 +20,7 @@ from importapi_lite.store.sqlite import SqliteDestination
 from importapi_lite.store.sqlite.paths import table_path
 from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
-from .conftest import CLIENT_ID, Api, db_path, db_rows, make_token, record
+from .helpers import CLIENT_ID, Api, db_path, db_rows, make_token, record
 
 RECEIVED = "2026-01-01T00:00:00.000000Z"
 

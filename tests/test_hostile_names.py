@@ -1,4 +1,4 @@
-"""Hostile table and field names, end to end through push and batch (issue 6, SPEC §8, §13.8).
+"""Hostile table and field names, end to end through push and batch (SPEC §8, §13.8).
 
 Whatever the name, the server answers as documented (never a 5xx), writes no file outside its
 data directory, never lets a field overwrite a system column, and either loads the name verbatim
@@ -18,7 +18,7 @@ import pytest
 from importapi_lite import Settings
 from importapi_lite.store.sqlite.paths import NameTooLong
 
-from .conftest import CLIENT_ID, Api, db_path, db_rows, record, rejected_rows
+from .helpers import CLIENT_ID, Api, db_path, db_rows, record, rejected_rows
 
 HOSTILE = {
     "dot-dot-slash": "../x",

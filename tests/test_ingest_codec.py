@@ -1,4 +1,5 @@
-"""codec.py: JSON and Transit JSON bodies to plain Python values (SPEC §11), or MalformedBody."""
+"""``ingest/codec.py``: JSON and Transit JSON bodies to plain Python values (SPEC §11), or
+MalformedBody."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import datetime as dt
 import json
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from importapi_lite.errors import MalformedBody
 from importapi_lite.ingest.codec import JSON, TRANSIT, decode_body, decode_json, decode_transit
 
+from .helpers import WIRE
+
 UTC = dt.UTC
-WIRE = Path(__file__).resolve().parent / "wire"
 
 
 def cache_code(index: int) -> str:
@@ -401,7 +402,7 @@ def test_deeply_nested_transit_maps_decode():
     assert value == 1
 
 
-# --- current behaviour, undecided (lead to decide) ---------------------------------------------
+# --- surrogate escapes ---------------------------------------------------------------------------
 
 
 def test_a_lone_surrogate_escape_is_a_malformed_body():
@@ -418,30 +419,30 @@ def test_a_surrogate_pair_escape_decodes_to_one_character():
     assert decode_json('["\\ud83d\\ude00"]') == ["😀"]
 
 
-# --- package bugs: these fail today (see report) --------------------------------------------
+# --- Transit the third-party reader got wrong: malformed input, nesting, the cache ---------------
 
 
 def test_transit_map_with_odd_number_of_items_is_malformed():
-    # ["^ ", k1, v1, k2] has a key without a value; today "b" is silently dropped.
+    # ["^ ", k1, v1, k2] has a key without a value: "b" must not be dropped without a word.
     with pytest.raises(MalformedBody):
         decode_transit('[["^ ", "a", 1, "b"]]')
 
 
 def test_transit_cmap_with_odd_number_of_items_is_malformed():
-    # Today the trailing 3 is silently dropped and {"1": 2} comes back.
+    # A trailing key without a value: answering {"1": 2} would drop the 3 without a word.
     with pytest.raises(MalformedBody):
         decode_transit('[["~#cmap", [1, 2, 3]]]')
 
 
 def test_transit_reference_to_an_empty_cache_slot_is_malformed():
     # A literal "^5" would have been written "~^5"; unescaped, it can only be a cache reference,
-    # and nothing is cached yet. Today it decodes to the column name "^5".
+    # and nothing is cached yet, so it must not become a column named "^5".
     with pytest.raises(MalformedBody):
         decode_transit('[["^ ", "^5", 1]]')
 
 
 def test_transit_boolean_tag_other_than_t_or_f_is_malformed():
-    # Today "~?x" decodes to False.
+    # "~?" takes "t" or "f" only: anything else must not pass as False.
     with pytest.raises(MalformedBody):
         decode_transit('["~?x"]')
 
@@ -449,8 +450,8 @@ def test_transit_boolean_tag_other_than_t_or_f_is_malformed():
 def test_nested_transit_lists_decode_in_linear_time():
     # A 40-byte body of 20 nested lists. The third-party decoder decodes the first element of
     # every list twice (once to look for a tag, once as an item), so the work doubles with each
-    # level: today depth 20 takes ~2 s and depth 40 (80 bytes) would take weeks. Linear work
-    # takes microseconds; the bound leaves a wide margin for slow machines.
+    # level, and a short body would hold the server for ever. Linear work takes microseconds;
+    # the bound leaves a wide margin for slow machines.
     depth = 20
     body = "[" * depth + "]" * depth
 
@@ -466,7 +467,7 @@ def test_nested_transit_lists_decode_in_linear_time():
 
 def test_transit_cache_restarts_at_code_zero_after_1936_entries():
     # SPEC §11.1: a spec reader (transit-java, used by JSC) resets the cache when it holds 44²
-    # entries, so the 1,937th cacheable key becomes ^0 again. Today ^0 still means the first key.
+    # entries, so the 1,937th cacheable key becomes ^0 again, and ^0 no longer means the first.
     keys = [f"k{i:04d}" for i in range(1937)]
     first = ["^ "] + [item for k in keys for item in (k, 0)]
     body = json.dumps([first, ["^ ", "^0", 1]])

@@ -1,4 +1,4 @@
-"""The fast decoders against their references, case by generated case (issue 5).
+"""``ingest/codec.py``'s fast decoders against their references, case by generated case.
 
 - JSON: ``msgspec`` parses first; wherever it accepts a body, the stdlib parser (the reference,
   which words every error) must give exactly the same values.

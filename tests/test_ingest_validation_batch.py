@@ -1,4 +1,5 @@
-"""Batch record validation: the fast path (fastjsonschema) agrees with jsonschema."""
+"""``ingest/validation/batch.py``: record validation's fast path (fastjsonschema) agrees with
+jsonschema."""
 
 from __future__ import annotations
 

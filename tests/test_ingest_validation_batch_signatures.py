@@ -1,4 +1,4 @@
-"""Batch record validation by signature (issue 5), against the reference validator.
+"""``ingest/validation/batch.py``: record validation by signature, against the reference validator.
 
 Under a schema whose verdict on a flat record depends only on its field names and value types,
 one valid record vouches for the rest with the same names and types. Whatever the schema, the

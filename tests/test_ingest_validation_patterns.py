@@ -1,4 +1,5 @@
-"""Batch schema regexes run by ``regex`` under a time limit, on both validators (issue 6)."""
+"""``ingest/validation/patterns.py``: batch schema regexes run by ``regex`` under a time limit,
+on both validators."""
 
 from __future__ import annotations
 

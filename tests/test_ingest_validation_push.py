@@ -1,4 +1,5 @@
-"""Push records: the one-pass check of plain upserts (issue 5) against the field-by-field checks.
+"""``ingest/validation/push.py``: the one-pass check of plain upserts against the field-by-field
+checks.
 
 It may pass a record only where they find nothing (so every error is still worded by them), and
 it must pass the plain records real clients send.
@@ -21,7 +22,7 @@ from importapi_lite.ingest.validation.common import (
 )
 from importapi_lite.ingest.validation.push import FIELDS, _is_plain_upsert, record_problems
 
-from .conftest import CLIENT_ID
+from .helpers import CLIENT_ID
 
 PLAIN = {
     "client_id": CLIENT_ID,

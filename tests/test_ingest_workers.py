@@ -1,4 +1,4 @@
-"""Bodies prepared in worker processes (``offload.py``) load exactly as on the event loop.
+"""``ingest/workers.py``: bodies prepared in worker processes load exactly as on the event loop.
 
 Two real servers, one that sends every body to a worker (``offload_bytes=0``) and one with no
 workers, get the same requests; their answers and every table of every file must be the same,
@@ -28,7 +28,7 @@ from importapi_lite.plan.plans import plan_load, rebase
 from importapi_lite.store.sqlite import SCRATCH_DIR
 from importapi_lite.web.keys import workers_key
 
-from .conftest import TRANSIT, Api, db_rows, make_token, record
+from .helpers import TRANSIT, Api, db_rows, make_token, record
 
 RANDOM = "__sdc_primary_key"
 TIMES = ("_sdc_received_at", "_sdc_batched_at", "_sdc_rejected_at", "created_at")  # clocks
@@ -251,6 +251,7 @@ async def test_plans_that_no_longer_hold_are_made_again(
     assert columns in ({"id", "v", "v__st"}, {"id", "v", "v__it"})
 
 
+@pytest.mark.crash  # SIGKILLs the worker processes
 async def test_a_lost_worker_leaves_its_request_to_the_event_loop(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:

@@ -1,4 +1,5 @@
-"""The request journal: what each Stitch API request was answered, never its token or its data."""
+"""The request journal (``observe/journal.py``, read through the admin API): what each Stitch API
+request was answered, never its token or its data."""
 
 from __future__ import annotations
 
@@ -6,19 +7,11 @@ import json
 from dataclasses import replace
 from typing import Any
 
-import pytest
-
 from importapi_lite import Settings, create_app
 from importapi_lite.observe.journal import MAX_ERROR_BODY_CHARS, Journal, error_body
 from importapi_lite.store.admin_token import ensure_admin_token
 
-from .conftest import CLIENT_ID, Api, make_token, record
-from .test_admin import Admin
-
-
-@pytest.fixture
-def admin(client: Any, settings: Settings) -> Admin:
-    return Admin(client, ensure_admin_token(settings.data_dir))
+from .helpers import CLIENT_ID, Admin, Api, make_token, record
 
 
 async def entries(admin: Admin, query: str = "") -> list[dict[str, Any]]:

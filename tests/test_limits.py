@@ -12,7 +12,7 @@ import pytest
 from importapi_lite import Settings, create_app
 from importapi_lite.web.keys import destination_key
 
-from .conftest import Api, db_path, db_rows, make_token, record
+from .helpers import Api, db_path, db_rows, make_token, record
 
 SERVICE_UNAVAILABLE = {"status": "ERROR", "message": "Service Unavailable"}
 

@@ -1,8 +1,8 @@
 """The load test's short form: 32 concurrent senders for 8 s against a real server process; every
 answer the one expected, every acknowledged record stored at its newest sequence, memory bounded.
 
-``make stress`` runs the same harness (``bench/load.py``) with 64 senders for 60 s and prints the
-figures: requests and records a second, latencies by endpoint, the server's RSS over time.
+``make stress`` runs the same harness (``bench/load.py``) with more senders for longer and prints
+the figures: requests and records a second, latencies by endpoint, the server's RSS over time.
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from .conftest import bench_script
+import pytest
+
+from .helpers import bench_script
+
+pytestmark = [pytest.mark.load, pytest.mark.serve]
 
 
 def load_bench() -> ModuleType:

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .conftest import TRANSIT, Api, db_path, db_rows, record, rejected_rows
+from .helpers import TRANSIT, Api, db_path, db_rows, record, rejected_rows
 
 LINKS = ("_sdc_source_key_", "_sdc_level_")
 

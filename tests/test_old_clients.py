@@ -32,7 +32,7 @@ from .clients.harness import (
     stitch_url_config,
     write_config,
 )
-from .conftest import CLIENT_ID, Api, db_rows, rejected_rows, table_meta
+from .helpers import CLIENT_ID, Admin, db_rows, rejected_rows, table_meta
 
 pytestmark = pytest.mark.clients
 
@@ -48,15 +48,13 @@ def bins() -> dict[str, Path]:
     return install_clients()
 
 
-def admin(client: Any, settings: Settings) -> Api:
-    return Api(client, ensure_admin_token(settings.data_dir))
+def admin(client: Any, settings: Settings) -> Admin:
+    return Admin(client, ensure_admin_token(settings.data_dir))
 
 
 async def journal(client: Any, settings: Settings) -> list[tuple[str, int]]:
     """(path, status) of every Stitch API request the server answered, oldest first."""
-    reply = await admin(client, settings).request(
-        "GET", "/_importapi/v1/journal", content_type=None
-    )
+    reply = await admin(client, settings).get("/journal")
     return [(e["path"], e["status"]) for e in reply.body["entries"]]
 
 

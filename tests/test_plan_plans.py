@@ -1,4 +1,4 @@
-"""storage/loading.py: plan_load's rejections (SPEC §13.8) and how values reach the rows."""
+"""``plan/plans.py``: plan_load's rejections (SPEC §13.8) and how values reach the rows."""
 
 from __future__ import annotations
 
@@ -614,7 +614,7 @@ def test_plan_rows_carry_time_extracted_as_utc_text():
     assert row["_sdc_extracted_at"] == "2020-01-13T19:25:03.000000Z"
 
 
-# --- package bugs: these fail today (see report) --------------------------------------------
+# --- names that differ only in case --------------------------------------------------------------
 
 
 def test_arrays_whose_names_differ_only_in_case_collide_within_a_record():

@@ -1,4 +1,5 @@
-"""plan_load's record plans (issue 5) against the general way, case by generated case.
+"""``plan/plans.py``: plan_load's record plans (``plan/model.py``) against the general way,
+case by generated case.
 
 The first record without arrays of each signature (field names and value types, object by
 object, and key_names) is placed the general way and leaves a plan its look-alikes follow.
@@ -148,6 +149,7 @@ def same_rows(a: Any, b: Any) -> bool:
     return repr(a) == repr(b)
 
 
+@pytest.mark.fuzz  # a long property run
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(batches(), st.booleans())
 def test_plans_place_records_exactly_as_the_general_way(case, loaded_before):
@@ -162,6 +164,7 @@ def test_plans_place_records_exactly_as_the_general_way(case, loaded_before):
     assert same_rows(comparable(fast), comparable(general))
 
 
+@pytest.mark.fuzz  # a long property run
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(batches())
 def test_plans_shared_by_one_record_batches_place_them_as_the_general_way(case):

@@ -10,7 +10,7 @@ from typing import Any
 
 from importapi_lite.store.sqlite.paths import table_path
 
-from .conftest import (
+from .helpers import (
     CLIENT_ID,
     TRANSIT,
     WIRE,

@@ -1,4 +1,5 @@
-"""The pytest plugin, run as a downstream project would: ``pytester`` in a subprocess."""
+"""The pytest plugin (``pytest_plugin.py``), run as a downstream project would: ``pytester`` in a
+subprocess."""
 
 from __future__ import annotations
 

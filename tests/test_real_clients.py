@@ -26,7 +26,7 @@ from .clients.harness import (
     singer_stream,
     write_config,
 )
-from .conftest import CLIENT_ID, db_rows, rejected_rows, table_meta
+from .helpers import CLIENT_ID, db_rows, rejected_rows, table_meta
 
 pytestmark = pytest.mark.clients
 

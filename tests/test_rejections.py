@@ -1,7 +1,8 @@
-"""Records answered with 201 but not loaded are easy to see: in the admin API, and in the log.
+"""Records answered with 201 but not loaded are easy to see: in the admin API, and in the log
+(``observe/rejection_log.py``).
 
 Stitch answers 201 and logs such records in ``_sdc_rejected``; the mock shows them where people
-look (the CLI's ``tables`` and ``rejected`` are in test_cli_store.py, the dashboard in
+look (the CLI's ``tables`` and ``rejected`` are in test_store_commands.py, the dashboard in
 test_dashboard.py, the pytest plugin in test_pytest_plugin.py).
 """
 
@@ -9,16 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import pytest
 
 from importapi_lite.observe.rejection_log import MAX_KNOWN, RejectionLog
-from importapi_lite.settings import Settings
-from importapi_lite.store.admin_token import ensure_admin_token
 
-from .conftest import CLIENT_ID, Api, record
-from .test_admin import Admin
+from .helpers import CLIENT_ID, Admin, Api, record
 
 INTEGRATION = f"/clients/{CLIENT_ID}/integrations/import_api"
 COLLISION = "Field _sdc_sequence collides with a system column"
@@ -38,11 +35,6 @@ async def reject_some(api: Api) -> None:
 
 
 # --- the admin API -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin(client: Any, settings: Settings) -> Admin:
-    return Admin(client, ensure_admin_token(settings.data_dir))
 
 
 async def test_a_tables_rejected_records_come_with_their_reasons(admin: Admin, api: Api) -> None:

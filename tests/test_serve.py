@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,11 +19,9 @@ import pytest
 from importapi_lite.store.sqlite import SCRATCH_DIR
 from importapi_lite.store.sqlite.paths import table_path
 
+from .helpers import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = pytest.mark.serve
 
 
 def wait_until_serving(port: str) -> None:

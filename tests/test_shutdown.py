@@ -16,13 +16,17 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from importapi_lite.store.sqlite.paths import table_path
 from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
-from .test_crash import load_crash
+from .helpers import load_crash
 
-RECORDS = 20_000  # Stitch's most per request: about a second to validate and load
+# A server process stopped by SIGTERM in the middle of its work.
+pytestmark = [pytest.mark.crash, pytest.mark.serve]
+
+RECORDS = 20_000  # Stitch's most per request: the longest load, so SIGTERM comes mid-request
 
 
 def big_batch() -> bytes:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,9 +34,9 @@ from .clients.harness import (
     client_env,
     install_clients,
 )
-from .conftest import CLIENT_ID, db_rows, rejected_rows, table_meta
+from .helpers import CLIENT_ID, db_rows, free_port, rejected_rows, table_meta
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.serve]
 
 SYSTEM_COLUMNS = {
     "_sdc_sequence",
@@ -57,13 +56,7 @@ def bins() -> dict[str, Path]:
 class Server:
     url: str
     token: str
-    settings: Settings  # only its data_dir: for conftest's readers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    settings: Settings  # only its data_dir: for the readers in helpers.py
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -1,4 +1,5 @@
-"""GET /v2/import/status: no auth, the API Status object, 503 when storage cannot take writes."""
+"""GET /v2/import/status (``web/status.py``): no auth, the API Status object, 503 when the store
+cannot take writes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from importapi_lite import __version__
 
-from .conftest import Api, record
+from .helpers import Api, record
 
 
 async def test_status_needs_no_token_and_reports_ok(api: Api) -> None:

@@ -1,5 +1,5 @@
-"""The store commands (admin-token, tables, rows, rejected, path, reset) and the admin
-settings, on real files.
+"""``store_commands.py``: the store commands (admin-token, tables, rows, rejected, path, reset)
+and the admin settings, on real files.
 
 Data is loaded by a real server (``aiohttp_client``) into tmp_path; the commands then read the
 same directory, as a user would after stopping the server.
@@ -22,7 +22,7 @@ from importapi_lite.settings import Secret, Settings
 from importapi_lite.store.admin_token import ADMIN_TOKEN_FILE
 from importapi_lite.store.sqlite.tokens import TOKENS_FILE
 
-from .conftest import CLIENT_ID, Api, db_path, make_token, record
+from .helpers import CLIENT_ID, Api, db_path, make_token, record
 
 
 def run(capsys: Any, *argv: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -1,4 +1,4 @@
-"""storage/paths.py: the only place a client-supplied name reaches the filesystem."""
+"""``store/sqlite/paths.py``: the only place a client-supplied name reaches the filesystem."""
 
 from __future__ import annotations
 

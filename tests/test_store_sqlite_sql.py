@@ -1,4 +1,4 @@
-"""storage/sql.py: pure SQL builders, executed here against a real in-memory SQLite database.
+"""``store/sqlite/sql.py``: pure SQL builders, run here against a real in-memory SQLite database.
 
 The sequence rule (SPEC §10.1) and table-version rule (SPEC §10.5) live in these statements, so
 each test loads data points through ``upsert_sql`` and reads the table back.

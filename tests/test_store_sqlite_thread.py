@@ -20,7 +20,7 @@ from importapi_lite.store.sqlite.paths import table_path
 from importapi_lite.store.sqlite.thread import ConnectionThread
 from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
-from .conftest import CLIENT_ID
+from .helpers import CLIENT_ID
 
 RECEIVED = "2026-01-01T00:00:00.000000Z"
 

@@ -1,4 +1,5 @@
-"""storage/tokens.py: push tokens and integrations in <data_dir>/tokens.sqlite3 (SPEC §2)."""
+"""``store/sqlite/tokens.py`` (to ``store/tokens.py``'s contract): push tokens and integrations
+in <data_dir>/tokens.sqlite3 (SPEC §2)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Api, db_rows, record, rejected_rows
+from .helpers import Api, db_rows, record, rejected_rows
 
 MODIFIED = "2026-11-01T10:00:00.000000Z"
 

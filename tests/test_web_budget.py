@@ -1,4 +1,4 @@
-"""budget.ByteBudget: bytes of bodies in memory at once, granted in arrival order."""
+"""``web/budget.py``'s ByteBudget: bytes of bodies in memory at once, granted in arrival order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Auth, media type and size checks, their order, and tokens changing under a running server."""
+"""``web/middleware.py``: auth, media type and size checks, their order, and tokens changing
+under a running server."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from importapi_lite import Settings, create_app
 from importapi_lite.store.sqlite.tokens import SqliteTokenStore
 
-from .conftest import CLIENT_ID, Api, db_rows, make_token, record
+from .helpers import CLIENT_ID, Api, db_rows, make_token, record
 
 LIMIT = 1000
 

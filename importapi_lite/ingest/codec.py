@@ -318,7 +318,7 @@ class _FastReader:
     ``"^ "`` maps with string and keyword keys, lists, ``~#list``, the rolling cache, escapes
     and the scalar tags above. Anything else (verbose maps, sets, cmaps, other tags, keys that
     collide once made plain, every error) raises, and the reference reads the body instead.
-    ``tests/test_codec_differential.py`` checks the two agree, case by generated case.
+    ``tests/test_ingest_codec_differential.py`` checks the two agree, case by generated case.
     """
 
     def __init__(self) -> None:

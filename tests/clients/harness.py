@@ -1,9 +1,9 @@
 """What the real-client tests share: the clients' venvs, running a client, Singer input and config.
 
 Each official client lives in a venv of its own, built once per test session by ``install.sh``
-(every venv in parallel, idempotent: about a minute on a fresh machine, nothing once built). The
-venvs sit beside the repo's ``.venv`` as ``.venv-clients`` and ``.venv-clients-<client>``; set
-``IMPORTAPI_LITE_CLIENTS_VENV`` to put them elsewhere (the others are named after it).
+(every venv in parallel, idempotent: nothing to do once built). The venvs sit beside the repo's
+``.venv`` as ``.venv-clients`` and ``.venv-clients-<client>``; set ``IMPORTAPI_LITE_CLIENTS_VENV``
+to put them elsewhere (the others are named after it).
 """
 
 from __future__ import annotations

@@ -117,8 +117,8 @@ def time_fast_patterns(validate: Any) -> bool:
     For schemas with patterns. fastjsonschema keeps its compiled patterns in the
     ``REGEX_PATTERNS`` dict of the generated function's globals and looks them up on each call.
     False if it holds none (a release that keeps them elsewhere) or one ``regex`` cannot compile:
-    then the caller must not use the fast path. ``tests/test_schema_patterns.py`` pins that a
-    catastrophic pattern times out on it.
+    then the caller must not use the fast path. ``tests/test_ingest_validation_patterns.py``
+    pins that a catastrophic pattern times out on it.
     """
     patterns = getattr(validate, "__globals__", {}).get("REGEX_PATTERNS")
     if not isinstance(patterns, dict) or not patterns:

@@ -70,7 +70,7 @@ _PLAIN_FIELDS = frozenset(("client_id", "table_name", "sequence", "action", "key
 
 def _is_plain_upsert(record: dict[str, Any]) -> bool:
     """Nearly every record, checked in one go: True only where ``record_problems`` finds
-    nothing (``tests/test_push_fast_check.py`` compares the two); False sends the
+    nothing (``tests/test_ingest_validation_push.py`` compares the two); False sends the
     record to those checks, which word what is wrong."""
     if len(record) != 6 or not _PLAIN_FIELDS.issuperset(record) or record["action"] != "upsert":
         return False

@@ -1,0 +1,169 @@
+"""``importapi-lite serve --processes N``: N server processes on one port, sharing the SQLite files.
+
+Senders push concurrently with interleaved sequences and new columns; the processes must
+converge exactly as one would (newest sequence wins, every column made once), every answer a
+2xx. A process that dies is started again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from importapi_lite import Settings
+
+from .helpers import CLIENT_ID, db_rows, free_port, make_token, rejected_rows
+
+pytestmark = pytest.mark.serve
+
+SENDERS = 6
+ROUNDS = 15
+KEYS = 12
+
+
+def children_of(pid: int) -> list[int]:
+    """The server processes ``pid`` started (not multiprocessing's resource tracker)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue  # gone meanwhile
+        if b"spawn_main" in command:
+            found.append(int(child))
+    return found
+
+
+def push(url: str, token: str, records: list[dict[str, object]]) -> int:
+    request = urllib.request.Request(
+        url + "/v2/import/push",
+        data=json.dumps(records).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/v2/import/status", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert process.poll() is None, "the server exited"
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str, Settings, subprocess.Popen[bytes]]]:
+    settings = Settings(data_dir=tmp_path / "data")
+    token = make_token(settings)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
+    env["IMPORTAPI_LITE_PROCESSES"] = "2"  # from the environment, as documented
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importapi_lite", "serve", "--port", str(port)]
+        + ["--data-dir", str(settings.data_dir), "--workers", "0", "--durability", "fast"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, process)
+        yield url, token, settings, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def test_two_processes_converge_exactly_under_interleaved_senders_and_new_columns(
+    served: tuple[str, str, Settings, subprocess.Popen[bytes]],
+) -> None:
+    url, token, settings, process = served
+    assert len(children_of(process.pid)) == 2
+    statuses: list[int] = []
+    expected: dict[int, tuple[int, dict[str, object]]] = {}  # key -> (sequence, data)
+    lock = threading.Lock()
+
+    def sender(index: int) -> None:
+        for round_ in range(ROUNDS):
+            sequence = round_ * SENDERS + index  # interleaved: every sender's are distinct
+            records = []
+            for key in range(KEYS):
+                # Each round brings a column no one sent before, from whichever sender is first.
+                data = {"id": key, "v": sequence, f"c{round_}": index, "s": f"r{round_}"}
+                records.append(
+                    {
+                        "client_id": CLIENT_ID,
+                        "table_name": "shared",
+                        "sequence": sequence,
+                        "action": "upsert",
+                        "key_names": ["id"],
+                        "data": data,
+                    }
+                )
+                with lock:
+                    if key not in expected or expected[key][0] < sequence:
+                        expected[key] = (sequence, data)
+            status = push(url, token, records)
+            with lock:
+                statuses.append(status)
+
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert set(statuses) == {201}
+    rows = db_rows(settings, "shared", order_by="id")
+    columns = {"id", "v", "s", *(f"c{n}" for n in range(ROUNDS))}
+    assert set(rows[0]) == columns  # each column made once, by one of the processes
+    assert rows == [
+        {c: expected[key][1].get(c) for c in sorted(columns, key=list(rows[0]).index)}
+        for key in range(KEYS)
+    ]
+    assert rejected_rows(settings) == []
+
+
+@pytest.mark.crash
+def test_a_server_process_that_dies_is_started_again(
+    served: tuple[str, str, Settings, subprocess.Popen[bytes]],
+) -> None:
+    url, token, _, process = served
+    first, second = children_of(process.pid)
+
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while first in children_of(process.pid) or len(children_of(process.pid)) < 2:
+        assert time.monotonic() < deadline, "no new process"
+        time.sleep(0.1)
+
+    assert second in children_of(process.pid)
+    record = {"client_id": CLIENT_ID, "table_name": "t", "sequence": 1, "action": "upsert"}
+    record |= {"key_names": ["id"], "data": {"id": 1}}
+    for _ in range(10):  # whichever process the kernel hands each connection to
+        assert push(url, token, [record]) == 201
