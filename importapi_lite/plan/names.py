@@ -4,6 +4,7 @@ and which table and field names it refuses (SPEC §8, §13.8)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .shape import INTEGER, TIMESTAMP
 
@@ -75,4 +76,38 @@ def field_name_problem(name: str, in_subtable: bool) -> str | None:
 
 
 _SYSTEM_NAMES = frozenset(map(fold, (*PARENT_SYSTEM, PRIMARY_KEY)))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a destination can hold, beside the loading model's own rules: a destination passes
+    its own to the planner, and records past them go to ``_sdc_rejected`` (SPEC §13.8, §13.9).
+    The defaults are SQLite's."""
+
+    # Columns per table, system columns included: SQLite's default SQLITE_MAX_COLUMN, less room
+    # for the system columns.
+    max_columns: int = 2000 - 16
+    max_table_name_bytes: int | None = None  # in UTF-8
+    max_column_name: int | None = None  # in characters, and in UTF-8 bytes
+
+    def table_problem(self, name: str) -> str | None:
+        """Why a table of this name cannot be loaded here, or None."""
+        problem = table_name_problem(name)
+        limit = self.max_table_name_bytes
+        if problem is None and limit is not None and _utf8_length(name) > limit:
+            return f"Table name {name} is longer than {limit} bytes"
+        return problem
+
+    def column_problem(self, name: str) -> str | None:
+        """Why a column of this name cannot be made here, or None."""
+        limit = self.max_column_name
+        if limit is not None and max(len(name), _utf8_length(name)) > limit:
+            return f"Column name {name} is longer than {limit} characters"
+        return None
+
+
+def _utf8_length(name: str) -> int:
+    return len(name.encode("utf-8", "surrogatepass"))
+
+
 _SUBTABLE_SYSTEM = re.compile(r"_sdc_source_key_.*|_sdc_level_[0-9]+_id", re.DOTALL)

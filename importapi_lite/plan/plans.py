@@ -39,11 +39,11 @@ from .names import (
     RECEIVED_AT,
     SEQUENCE,
     TABLE_VERSION,
+    Limits,
     field_name_problem,
     fold,
     level_column,
     source_key_column,
-    table_name_problem,
 )
 from .shape import (
     INTEGER,
@@ -59,7 +59,7 @@ from .shape import (
     signature,
 )
 
-MAX_COLUMNS = 2000 - 16  # SQLite's default SQLITE_MAX_COLUMN, less room for system columns
+MAX_COLUMNS = Limits().max_columns
 KEY_MISMATCH = "Keys for table do not match Primary Keys of incoming data"
 
 
@@ -82,12 +82,14 @@ def plan_load(
     received_at: str,
     batched_at: str,
     *,
+    limits: Limits = Limits(),  # noqa: B008 - frozen: one instance serves every call
     reuse_plans: bool = True,  # False: every record the general way (tests compare both)
     plans: Plans | None = None,
 ) -> LoadPlan:
-    """``plans``: the record plans of earlier calls to share, and to add to: a group commit's
-    one-record pushes would never follow a plan of their own. Valid only for calls in a row,
-    for one table, without a schema, each on the layout the last one made.
+    """``limits``: the destination's (its default: SQLite's). ``plans``: the record plans of
+    earlier calls to share, and to add to: a group commit's one-record pushes would never
+    follow a plan of their own. Valid only for calls in a row, for one table, without a schema,
+    each on the layout the last one made, with the same limits.
     """
     # A shallow copy: the placer never changes a TableInfo, it replaces it with a changed copy.
     working = dict(layout)
@@ -95,7 +97,7 @@ def plan_load(
     reuse = reuse_plans and (plans is not None or len(batch.messages) > 2)
     if plans is not None and batch.schema is not None:
         raise ValueError("record plans are shared only by batches without a schema")
-    placer = _Placer(batch.table_name, working, received_at, batched_at, reuse, plans)
+    placer = _Placer(batch.table_name, working, received_at, batched_at, limits, reuse, plans)
     schema = compile_schema(batch.schema)
     steps: list[RowsStep | ActivateVersion] = []
     rejected: list[Rejection] = []
@@ -134,7 +136,11 @@ def plan_load(
 
 
 def rebase(
-    plan: LoadPlan, table_name: str, planned_for: Layout, current: Layout
+    plan: LoadPlan,
+    table_name: str,
+    planned_for: Layout,
+    current: Layout,
+    limits: Limits = Limits(),  # noqa: B008 - frozen: one instance serves every call
 ) -> LoadPlan | None:
     """The plan made against ``planned_for``, for ``current`` instead; None unless it would
     have been made the same there.
@@ -181,7 +187,7 @@ def rebase(
             grown = TableInfo(
                 name, info.parent, info.key_columns, info.key_names, existing.columns | added
             )
-            if len(grown.columns) > MAX_COLUMNS:
+            if len(grown.columns) > limits.max_columns:
                 return None
             merged[name] = grown
             new_columns += [(name, column) for column in added]
@@ -216,11 +222,13 @@ class _Placer:
         layout: Layout,
         received_at: str,
         batched_at: str,
+        limits: Limits,
         reuse_plans: bool = True,
         plans: Plans | None = None,
     ) -> None:
         self.table = table
         self.layout = layout
+        self.limits = limits
         self.received_at = received_at
         self.batched_at = batched_at
         self.accepted = 0
@@ -347,7 +355,7 @@ class _Placer:
         return dict(zip(columns, self._system_cells(message), strict=True))
 
     def place(self, message: Upsert, shaped: Shaped) -> Point:
-        problem = table_name_problem(self.table)
+        problem = self.limits.table_problem(self.table)
         if problem is not None:
             raise _Rejected(problem)
         # Every change is made to a draft of copies, adopted only if the whole data point fits.
@@ -369,7 +377,7 @@ class _Placer:
         children: dict[str, list[dict[str, Any]]] = {}
         for child in shaped.children:
             name = f"{self.table}__{child.path}"
-            problem = table_name_problem(name)
+            problem = self.limits.table_problem(name)
             if problem is not None:
                 raise _Rejected(problem)
             info = self._table(draft, name, parent, (), None, depth=len(child.levels))
@@ -377,10 +385,16 @@ class _Placer:
             base = links | levels | system
             children.setdefault(name, []).append(self._row(draft, info, child.cells, base))
         for info in draft.values():
-            if len(info.columns) > MAX_COLUMNS:
+            if len(info.columns) > self.limits.max_columns:
                 raise _Rejected(
                     f"Too many columns: table {info.name} would have {len(info.columns)}"
                 )
+            known = self.layout.get(info.name)
+            for column in info.columns:  # the columns this data point makes
+                if known is None or column not in known.columns:
+                    problem = self.limits.column_problem(column)
+                    if problem is not None:
+                        raise _Rejected(problem)
         self.layout.update(draft)
         self.accepted += 1
         return Point(row, children)
