@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all install run serve test lint fmt bench fuzz stress clean
+.PHONY: all install run serve test test-fast lint fmt bench fuzz stress clean
 
 all: lint test
 
@@ -25,10 +25,23 @@ serve: run
 test: $(STAMP)
 	$(BIN)/pytest
 
+# The inner loop, under a minute: everything but the slow kinds (their markers: setup.cfg).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not clients and not browser and not crash and not fuzz and not load and not serve"
+
+# The declared floors, tested: each direct dependency pinned to its pyproject.toml minimum in
+# .venv-floors (rebuilt when the floors change), then the whole suite, `make lint` and the audit
+# tools there (.ci/floors.py). About 5 minutes from scratch; .ci/run runs it after `make test`.
+.PHONY: test-floors
+test-floors:
+	$(PYTHON) .ci/floors.py
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check importapi_lite tests bench
 	$(BIN)/ruff check importapi_lite tests bench
 	$(BIN)/mypy
+	# The layers of docs/architecture.md, as .importlinter's contracts say them.
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff format importapi_lite tests bench

@@ -228,3 +228,40 @@ def test_serve_logs_a_warning_when_it_rejects_records(server: tuple) -> None:
     )
     assert "'Field _sdc_received_at collides with a system column'" in line
     assert '"now"' not in line and token not in line  # never the record, never the token
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return found
+    for child in map(int, children):
+        found |= {child, *_descendants(child)}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"  # a zombie has ended; only its parent's wait is missing
+
+
+@pytest.mark.crash
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_a_killed_server_leaves_no_worker_processes_behind(server: tuple) -> None:
+    process, _, _ = server
+    time.sleep(2)  # its worker processes started (warm_up)
+    workers = _descendants(process.pid)
+    assert process.poll() is None
+
+    process.kill()
+    process.wait(timeout=10)
+
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in workers if _alive(pid)]
+    assert not left, f"orphaned processes: {left}"

@@ -21,6 +21,8 @@ import gc
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -140,11 +142,22 @@ def _discard_when_done(future: Future[Prepared]) -> None:
 # body allocates ~1M objects, nearly all freed by reference counting, and each collection walks
 # the young ones; the workers do what ``serve`` does for the event loop.
 GC_YOUNG_THRESHOLD = 50_000
+PARENT_CHECK_S = 1.0
 
 
 def _start_worker() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     gc.freeze()  # what the worker imported stays out of every walk
+    parent = os.getppid()
+    threading.Thread(target=_follow, args=(parent,), name="parent watch", daemon=True).start()
+
+
+def _follow(parent: int) -> None:
+    """End this worker when the server that started it is gone (killed, say): a worker only
+    waits for jobs, and without this it would wait, orphaned, for ever."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)  # nothing of the worker's is left to save: its jobs went with the server
 
 
 def _warm() -> None:
