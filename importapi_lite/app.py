@@ -41,7 +41,6 @@ def create_app(settings: Settings) -> web.Application:
     # limit, so this stays above it and the Stitch-shaped 413 is always ours (SPEC §8).
     app = web.Application(middlewares=middlewares(), client_max_size=settings.max_body_bytes + 1)
     app[settings_key] = settings
-    app[admin_token_key] = admin_token(settings)
     app[journal_key] = Journal(settings.journal_size)
     app[faults_key] = Faults()
     app[request_slots_key] = asyncio.Semaphore(settings.max_concurrent_requests)
@@ -66,7 +65,9 @@ async def _stop_waiters(app: web.Application) -> None:
 async def _destination(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app[tokens_key] = open_tokens(settings)
+    tokens = app[tokens_key] = open_tokens(settings)
+    app[admin_token_key] = admin_token(settings, tokens)
+    await tokens.start()
     destination = app[destination_key] = open_destination(settings)
     await destination.start()
     rejection_log = RejectionLog()

@@ -25,7 +25,7 @@ DEV_TOKEN_FILE = "dev-token"  # a file name, not a secret  # nosec B105
 SETTINGS = {option.name: option for option in Settings.options()}
 # The settings of the commands that read or write stored state (every command but serve has
 # only these); serve takes them all.
-STATE_SETTINGS = ("data_dir",)
+STATE_SETTINGS = ("data_dir", "destination")
 
 
 def _add_setting(parser: argparse.ArgumentParser, option: Option) -> None:
@@ -41,7 +41,7 @@ def _add_setting(parser: argparse.ArgumentParser, option: Option) -> None:
     )
 
 
-def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+def _state_options(parser: argparse.ArgumentParser) -> None:
     for name in STATE_SETTINGS:
         _add_setting(parser, SETTINGS[name])
 
@@ -88,12 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--region", choices=REGIONS, default="north-america", help="The token's region."
     )
-    _data_dir_option(create)
+    _state_options(create)
     listing = token_commands.add_parser("list", help="List tokens (never their secrets).")
-    _data_dir_option(listing)
+    _state_options(listing)
     revoke = token_commands.add_parser("revoke", help="Revoke a token by its secret or its id.")
     revoke.add_argument("token", metavar="TOKEN_OR_ID", help="The token's secret or its id.")
-    _data_dir_option(revoke)
+    _state_options(revoke)
 
     integrations = commands.add_parser(
         "integrations", help="Pause, resume or delete an integration (its tokens then get 401)."
@@ -105,23 +105,30 @@ def build_parser() -> argparse.ArgumentParser:
     set_state.add_argument("--client-id", type=int, required=True, help="The Stitch client id.")
     set_state.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration name.")
     set_state.add_argument("state", choices=INTEGRATION_STATES, help="The new state.")
-    _data_dir_option(set_state)
+    _state_options(set_state)
     _store_commands(commands)
     return parser
 
 
 def _store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     admin_token = commands.add_parser(
-        "admin-token", help="Print the admin API token, creating it on first use (0600 file)."
+        "admin-token",
+        help="Print the admin API token, creating it on first use (SQLite: a 0600 file beside "
+        "the data; PostgreSQL: only its digest is kept, so it is shown once, when made).",
     )
-    _data_dir_option(admin_token)
+    admin_token.add_argument(
+        "--rotate",
+        action="store_true",
+        help="Make a new admin token and print it; the old one stops working.",
+    )
+    _state_options(admin_token)
 
     tables = commands.add_parser(
         "tables", help="List the stored tables with their rows, rejected records and files."
     )
     tables.add_argument("--client-id", type=int, help="Only this client's tables.")
     tables.add_argument("--integration", help="Only this integration's tables.")
-    _data_dir_option(tables)
+    _state_options(tables)
 
     rejected = commands.add_parser(
         "rejected",
@@ -138,7 +145,7 @@ def _store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
         metavar="N",
         help="Also print the N newest rejected records as JSON Lines [default: 0].",
     )
-    _data_dir_option(rejected)
+    _state_options(rejected)
 
     path = commands.add_parser(
         "path",
@@ -150,7 +157,7 @@ def _store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "--client-id", type=int, help="The client; needed only if several have the table."
     )
     path.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration name.")
-    _data_dir_option(path)
+    _state_options(path)
 
     rows = commands.add_parser("rows", help="Print a table's rows as JSON Lines or CSV.")
     rows.add_argument("table", metavar="TABLE", help="The table (or subtable) name.")
@@ -161,7 +168,7 @@ def _store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "--client-id", type=int, help="The client; needed only if several have the table."
     )
     rows.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration name.")
-    _data_dir_option(rows)
+    _state_options(rows)
 
     reset = commands.add_parser(
         "reset",
@@ -171,7 +178,7 @@ def _store_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser
     reset.add_argument("--client-id", type=int, help="Only this client's data.")
     reset.add_argument("--integration", default=DEFAULT_INTEGRATION, help="Integration of --table.")
     reset.add_argument("--table", help="Only this top-level table (and its subtables).")
-    _data_dir_option(reset)
+    _state_options(reset)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -205,7 +212,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def _store_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "admin-token":
-            return store_commands.admin_token(settings)
+            return store_commands.admin_token(settings, rotate=args.rotate)
         if args.command == "tables":
             return store_commands.tables(settings, args.client_id, args.integration)
         if args.command == "rows":
@@ -277,15 +284,22 @@ def _banner(settings: Settings, token_file: Path | None) -> str:
     from .admin.routes import ADMIN_PREFIX
 
     url = f"http://{settings.host}:{settings.port}"
+    destination = settings.destination
+    if destination.is_postgresql:
+        where = f"destination: {destination.shown()}"
+        state = f"--destination '{destination.shown()}'"
+    else:
+        where = f"data directory: {settings.data_dir.resolve()}"
+        state = f"--data-dir {settings.data_dir}"
     admin_hint = (
-        f"importapi-lite admin-token --data-dir {settings.data_dir}"
+        f"importapi-lite admin-token {state}"
         if settings.admin_token is None
         else "the one given by --admin-token or IMPORTAPI_LITE_ADMIN_TOKEN"
     )
     processes = f" ({settings.processes} processes)" if settings.processes > 1 else ""
     lines = [
         f"importapi-lite {__version__} serving the Stitch Import API v2 at {url}{processes}",
-        f"data directory: {settings.data_dir.resolve()}",
+        where,
         f"admin API: {url}{ADMIN_PREFIX}/ (token: {admin_hint})",
     ]
     if token_file is not None:

@@ -12,6 +12,11 @@ that sync code, threads and async tests can all talk to it; before each test it 
 journal and faults), so every test starts empty. The handle talks to the server only through its
 HTTP admin API, exactly as a user could. Opt out with ``-p no:importapi_lite``.
 
+The server loads into SQLite files under a temporary directory by default. With
+``--importapi-destination URL`` (or the ini option ``importapi_destination``, or
+``IMPORTAPI_LITE_DESTINATION``), it loads into that PostgreSQL database instead: give it a
+database for tests only, as the reset before each test empties it of every client's tables.
+
 Records that Stitch would answer with 201 and then not load land in ``_sdc_rejected``: a test
 that only counts rows could pass while data was lost. ``rejected(table)`` lists them, and
 ``--importapi-fail-on-rejection`` (or the ini option ``importapi_fail_on_rejection = true``) fails
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import threading
 import urllib.error
@@ -35,14 +41,19 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 CLIENT_ID = 7723
 INTEGRATION = "import_api"
 FAIL_ON_REJECTION = "importapi_fail_on_rejection"
 ALLOW_REJECTIONS = "importapi_allow_rejections"
+DESTINATION = "importapi_destination"
+DESTINATION_VARIABLE = "IMPORTAPI_LITE_DESTINATION"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +63,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--importapi-fail-on-rejection", action="store_true", dest=FAIL_ON_REJECTION, help=help_
     )
     parser.addini(FAIL_ON_REJECTION, help_, type="bool", default=False)
+    where = (
+        "Where importapi_server loads: sqlite (files in a temporary directory) or a "
+        f"postgresql:// URL of a database for tests only [{DESTINATION_VARIABLE}, else sqlite]."
+    )
+    group.addoption("--importapi-destination", dest=DESTINATION, metavar="URL", help=where)
+    parser.addini(DESTINATION, where, default=None)
+
+
+def _destination(config: pytest.Config) -> str:
+    """The option, else the ini option, else the environment, else ``sqlite``."""
+    found = config.getoption(DESTINATION) or config.getini(DESTINATION)
+    return str(found or os.environ.get(DESTINATION_VARIABLE) or "sqlite")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -228,18 +251,17 @@ class ServerThread:
 
 
 @pytest.fixture(scope="session")
-def importapi_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImportApiServer]:
+def importapi_server_session(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[ImportApiServer]:
     """The session's one server; prefer ``importapi_server``, which also resets it per test."""
-    from .settings import Settings
-    from .store import open_tokens
+    from .settings import DestinationUrl, Settings
 
     data_dir = tmp_path_factory.mktemp("importapi-lite")
-    tokens = open_tokens(Settings(data_dir=data_dir))
-    try:
-        _, push_token = tokens.create(CLIENT_ID, INTEGRATION)
-    finally:
-        tokens.close()
-    server = ServerThread(data_dir, secrets.token_hex(32))
+    destination = DestinationUrl(_destination(pytestconfig))
+    settings = Settings(data_dir=data_dir, destination=destination)
+    token_id, push_token = _push_token(settings)
+    server = ServerThread(data_dir, secrets.token_hex(32), destination=settings.destination)
     server.start()
     try:
         yield ImportApiServer(
@@ -247,6 +269,39 @@ def importapi_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
     finally:
         server.stop()
+        _revoke(settings, token_id)
+
+
+def _push_token(settings: Settings) -> tuple[str, str]:
+    """A push token for the plugin's client. A PostgreSQL destination outlives the session and
+    keeps at most two active tokens per integration, so one left by a session that never ended
+    (killed) is revoked to make room: the plugin's client is the plugin's own."""
+    from .store import open_tokens
+    from .store.tokens import MAX_ACTIVE_TOKENS
+
+    tokens = open_tokens(settings)
+    try:
+        ours = [
+            t
+            for t in tokens.tokens()
+            if (t.client_id, t.integration) == (CLIENT_ID, INTEGRATION) and t.is_active
+        ]
+        for stale in ours[: max(0, len(ours) - MAX_ACTIVE_TOKENS + 1)]:
+            tokens.revoke(stale.id)
+        token, secret = tokens.create(CLIENT_ID, INTEGRATION)
+        return token.id, secret
+    finally:
+        tokens.close()
+
+
+def _revoke(settings: Settings, token_id: str) -> None:
+    from .store import open_tokens
+
+    tokens = open_tokens(settings)
+    try:
+        tokens.revoke(token_id)
+    finally:
+        tokens.close()
 
 
 @pytest.fixture

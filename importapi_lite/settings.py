@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,28 @@ class Secret:
         return hash(Secret)  # equal secrets must hash alike; the value itself stays out of it
 
 
+class DestinationUrl(str):
+    """Where the data goes: ``sqlite`` (the files under ``data_dir``) or a PostgreSQL URL in
+    libpq's form. Its repr hides a password, so Settings can be printed and logged."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(self.shown())
+
+    def shown(self) -> str:
+        """The URL with any password (``user:password@`` or ``?password=``) shown as ``***``."""
+        return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", str(self)))
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.startswith(("postgresql://", "postgres://"))
+
+
+_PASSWORD = re.compile(r"^(\w+://[^:/@]*:)[^@]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
+
+
 def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
 
@@ -61,6 +84,12 @@ class Settings:
     host: str = _setting("127.0.0.1", "Interface to bind; only loopback unless told otherwise.")
     port: int = _setting(8080, "TCP port to listen on (0 picks a free one).")
     data_dir: Path = _setting(Path("data"), "Directory for tokens and the per-table databases.")
+    destination: DestinationUrl = _setting(
+        DestinationUrl("sqlite"),
+        "Where the data, tokens and admin token live: sqlite (the files under the data "
+        "directory) or postgresql://user:password@host:port/dbname (libpq's URL; the password "
+        "may also come from PGPASSWORD or ~/.pgpass).",
+    )
     max_body_bytes: int = _setting(
         4_194_304, "Largest request body accepted, in bytes (4 MiB default, at most 20 MB)."
     )
@@ -115,6 +144,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "destination", DestinationUrl(self.destination))
+        if self.destination != "sqlite" and not self.destination.is_postgresql:
+            raise SettingError("destination", "must be sqlite or a postgresql:// URL")
         if isinstance(self.admin_token, str):
             object.__setattr__(self, "admin_token", Secret(self.admin_token))
         if not 1 <= self.max_body_bytes <= MAX_BODY_BYTES_CEILING:
@@ -206,7 +238,12 @@ def _field(name: str) -> dataclasses.Field[Any]:
 
 
 # The fields' annotations, as text (``from __future__ import annotations``), to their parsers.
-_PARSERS: dict[Any, Any] = {"int": int, "Path": Path, "Secret | None": Secret}
+_PARSERS: dict[Any, Any] = {
+    "int": int,
+    "Path": Path,
+    "Secret | None": Secret,
+    "DestinationUrl": DestinationUrl,
+}
 
 
 def _cast(name: str, raw: str, type_name: Any) -> Any:

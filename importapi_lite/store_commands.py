@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from .settings import Settings
-from .store import open_destination
-from .store.admin_token import ensure_admin_token
+from .store import new_admin_secret, open_destination
 from .store.destination import Destination, IntegrationSummary, TableReader
 
 
@@ -24,8 +23,15 @@ class CommandError(Exception):
     """A store command that cannot be carried out (shown to the CLI user)."""
 
 
-def admin_token(settings: Settings) -> int:
-    print(ensure_admin_token(settings.data_dir))
+def admin_token(settings: Settings, *, rotate: bool) -> int:
+    secret = new_admin_secret(settings, rotate=rotate)
+    if secret is None:
+        raise CommandError(
+            "an admin token exists already, and PostgreSQL keeps only its SHA-256, so it cannot "
+            "be shown again; `importapi-lite admin-token --rotate` makes a new one (the old one "
+            "stops working in every server within a second)"
+        )
+    print(secret)
     return 0
 
 

@@ -24,11 +24,26 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+# Imported here, at collection, never first inside a test: pytester takes sys.modules back after
+# each of its tests, and a psycopg imported again would raise errors of classes no one catches.
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
 from importapi_lite import Settings
 from importapi_lite.admin.routes import ADMIN_PREFIX
-from importapi_lite.store.sqlite.paths import REJECTED_TABLE, integration_dir, table_path
-from importapi_lite.store.sqlite.tokens import SqliteTokenStore
+from importapi_lite.store import open_tokens
+from importapi_lite.store.sqlite.paths import (
+    REJECTED_TABLE,
+    integration_dir,
+    table_name_of,
+    table_path,
+)
 from importapi_lite.store.tokens import DEFAULT_INTEGRATION
+
+# A module's tests on both destinations: ``pytestmark = BOTH_DESTINATIONS`` (the ``destination``
+# fixture of conftest.py makes ``settings`` point at a PostgreSQL database of its own).
+BOTH_DESTINATIONS = pytest.mark.parametrize("destination", ["sqlite", "postgresql"], indirect=True)
 
 CLIENT_ID = 7723
 JSON = "application/json"
@@ -133,8 +148,8 @@ def free_port() -> int:
 
 
 def make_token(settings: Settings, client_id: int = CLIENT_ID, **kwargs: Any) -> str:
-    """A new push token's secret, created in the data directory of ``settings``."""
-    tokens = SqliteTokenStore(settings.data_dir)
+    """A new push token's secret, created where ``settings`` keep tokens."""
+    tokens = open_tokens(settings)
     try:
         return tokens.create(client_id, **kwargs)[1]
     finally:
@@ -168,10 +183,16 @@ def db_rows(
     integration: str = DEFAULT_INTEGRATION,
     order_by: str = "rowid",
 ) -> list[dict[str, Any]]:
-    """The table's rows as dicts, read with plain sqlite3; system columns only if ``system``.
+    """The table's rows as dicts, read with plain sqlite3 (or psycopg, from PostgreSQL, each
+    value as SQLite holds it); system columns only if ``system``.
 
     A subtable (``orders__line_items``) is read from its top-level table's file.
     """
+    if settings.destination.is_postgresql:
+        rows = pg_rows(settings, integration, table, order_by)
+        if system:
+            return rows
+        return [{k: v for k, v in r.items() if not SYSTEM_COLUMN.fullmatch(k)} for r in rows]
     parts = table.split("__")
     files = [db_path(settings, "__".join(parts[:n]), integration) for n in range(len(parts), 0, -1)]
     path = next((f for f in files if f.exists()), None)
@@ -193,7 +214,15 @@ def db_rows(
 
 
 def table_meta(settings: Settings, table: str) -> dict[str, Any]:
-    """The table's row in its file's ``_sdc_table_meta``."""
+    """The table's row in its file's ``_sdc_table_meta`` (PostgreSQL: ``_importapi.tables``)."""
+    if settings.destination.is_postgresql:
+        found = pg_query(
+            settings,
+            "SELECT table_name, parent_table, key_names, active_version, bookmark_names, "
+            "created_at FROM _importapi.tables WHERE schema_name = %s AND table_name = %s",
+            (DEFAULT_INTEGRATION, table),
+        )
+        return found[0]
     with sqlite3.connect(db_path(settings, table)) as db:
         db.row_factory = sqlite3.Row
         row = db.execute("SELECT * FROM _sdc_table_meta WHERE table_name = ?", (table,)).fetchone()
@@ -203,6 +232,16 @@ def table_meta(settings: Settings, table: str) -> dict[str, Any]:
 
 def rejected_rows(settings: Settings) -> list[dict[str, Any]]:
     """The test client's ``_sdc_rejected`` rows, oldest first, each ``record`` parsed."""
+    if settings.destination.is_postgresql:
+        exists = pg_query(
+            settings,
+            "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+            (DEFAULT_INTEGRATION, REJECTED_TABLE),
+        )
+        rows = pg_rows(settings, DEFAULT_INTEGRATION, REJECTED_TABLE, "ctid") if exists else []
+        for row in rows:
+            row["record"] = json.loads(row["record"])
+        return rows
     path = integration_dir(settings.data_dir, CLIENT_ID, DEFAULT_INTEGRATION) / (
         REJECTED_TABLE + ".sqlite3"
     )
@@ -225,6 +264,82 @@ def table_files(settings: Settings) -> list[str]:
         for p in root.rglob("*")
         if p.is_file() and not p.name.endswith(("-wal", "-shm"))
     )
+
+
+def stored_tables(settings: Settings) -> list[str]:
+    """The test client's top-level tables that exist, by name, in either destination."""
+    if settings.destination.is_postgresql:
+        found = (
+            pg_query(
+                settings,
+                "SELECT table_name FROM _importapi.tables WHERE schema_name = %s "
+                "AND parent_table IS NULL ORDER BY table_name",
+                (DEFAULT_INTEGRATION,),
+            )
+            if pg_query(settings, "SELECT 1 FROM pg_namespace WHERE nspname = '_importapi'")
+            else []
+        )
+        return [r["table_name"] for r in found]
+    folder = integration_dir(settings.data_dir, CLIENT_ID, DEFAULT_INTEGRATION)
+    return sorted(table_name_of(p) for p in folder.glob("*.sqlite3") if p.stem != REJECTED_TABLE)
+
+
+def sqlite_only(settings: Settings, why: str = "reads the SQLite destination's own files") -> None:
+    """Skip on PostgreSQL a test of what only the SQLite destination has (its files)."""
+    if settings.destination.is_postgresql:
+        pytest.skip(why)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def pg_query(settings: Settings, query: str, params: Any = ()) -> list[dict[str, Any]]:
+    """Rows of a query on the settings' PostgreSQL database, as dicts of plain values."""
+    with psycopg.connect(str(settings.destination), row_factory=dict_row) as db:
+        return [{k: _as_sqlite(v) for k, v in row.items()} for row in db.execute(query, params)]
+
+
+def pg_rows(settings: Settings, schema: str, table: str, order_by: str) -> list[dict[str, Any]]:
+    """A PostgreSQL table's rows, as ``db_rows`` reads a SQLite one: values as SQLite holds
+    them; for ``rowid``, in key order (an append-only table's: insertion order)."""
+    if not pg_query(
+        settings,
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+        (schema, table),
+    ):
+        return []
+    quoted = '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
+    order = order_by
+    if order_by == "rowid":  # PostgreSQL has no insertion order: key order, as SQLite's reads
+        keys = pg_query(
+            settings,
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
+            "ORDER BY array_position(i.indkey, a.attnum)",
+            (quoted,),
+        )
+        names = [k["attname"] for k in keys]
+        order = (
+            "ctid"
+            if names in ([], ["__sdc_primary_key"])
+            else ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+        )
+    return pg_query(settings, f"SELECT * FROM {quoted} ORDER BY {order}")
+
+
+def _as_sqlite(value: Any) -> Any:
+    import datetime as dt
+    from decimal import Decimal
+
+    from importapi_lite.plan.shape import decimal_text, utc_text
+
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dt.datetime):
+        return utc_text(value)
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    return value
 
 
 # --- the bench harnesses -----------------------------------------------------------------------

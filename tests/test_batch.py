@@ -6,7 +6,9 @@ import json
 import uuid
 from typing import Any
 
-from .helpers import WIRE, Api, db_rows, rejected_rows, table_files, table_meta
+from .helpers import BOTH_DESTINATIONS, WIRE, Api, db_rows, rejected_rows, stored_tables, table_meta
+
+pytestmark = BOTH_DESTINATIONS  # one loading model, both destinations
 
 SCHEMA = {
     "type": "object",
@@ -167,7 +169,7 @@ async def test_a_schema_ref_to_the_network_is_refused_without_fetching(
     reply = await api.batch(body([upsert(1, id=1)], schema=schema))
     assert reply.status == 400
     assert reply.body["error"].startswith("Invalid JSON schema: ")
-    assert table_files(settings) == ["tokens.sqlite3"]
+    assert stored_tables(settings) == []
 
 
 async def test_a_batch_with_other_keys_than_the_table_is_rejected_at_load(

@@ -9,13 +9,44 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .helpers import TRANSIT, Api, db_path, db_rows, record, rejected_rows
+from .helpers import (
+    BOTH_DESTINATIONS,
+    TRANSIT,
+    Api,
+    db_path,
+    db_rows,
+    pg_query,
+    record,
+    rejected_rows,
+    sqlite_only,
+)
+
+pytestmark = BOTH_DESTINATIONS  # one loading model, both destinations
 
 LINKS = ("_sdc_source_key_", "_sdc_level_")
 
 
+# PostgreSQL's column types, named as the SQLite destination declares the same Stitch types.
+AS_SQLITE = {
+    "bigint": "INTEGER",
+    "double precision": "REAL",
+    "numeric": "DECIMAL_TEXT",
+    "text": "TEXT",
+    "boolean": "BOOLEAN",
+    "timestamp without time zone": "TIMESTAMP_TEXT",
+}
+
+
 def columns(settings: Any, table: str, file_table: str | None = None) -> dict[str, str]:
-    """A table's columns and declared SQL types, in order."""
+    """A table's columns and declared SQL types, in order (PostgreSQL's named as SQLite's)."""
+    if settings.destination.is_postgresql:
+        found = pg_query(
+            settings,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'import_api' AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+        return {r["column_name"]: AS_SQLITE[r["data_type"]] for r in found}
     with sqlite3.connect(db_path(settings, file_table or table)) as db:
         found = {r[1]: r[2] for r in db.execute("SELECT * FROM pragma_table_info(?)", (table,))}
     db.close()
@@ -23,7 +54,15 @@ def columns(settings: Any, table: str, file_table: str | None = None) -> dict[st
 
 
 def stitch_types(settings: Any, table: str, file_table: str | None = None) -> dict[str, str]:
-    """The column → Stitch type map kept in ``_sdc_columns``."""
+    """The column → Stitch type map kept in ``_sdc_columns`` (PostgreSQL: ``_importapi``)."""
+    if settings.destination.is_postgresql:
+        found = pg_query(
+            settings,
+            "SELECT column_name, type FROM _importapi.columns WHERE schema_name = 'import_api' "
+            "AND table_name = %s ORDER BY position",
+            (table,),
+        )
+        return {r["column_name"]: r["type"] for r in found}
     with sqlite3.connect(db_path(settings, file_table or table)) as db:
         rows = db.execute(
             "SELECT column_name, type FROM _sdc_columns WHERE table_name = ? ORDER BY position",
@@ -295,6 +334,7 @@ async def test_transit_types_load_losslessly(api: Api, settings: Any) -> None:
 
 
 async def test_table_metadata_lists_subtables_keys_and_columns(api: Api, settings: Any) -> None:
+    sqlite_only(settings)
     await api.push([record("orders", 1, ORDER, key_names=["order_id"])])
     with sqlite3.connect(db_path(settings, "orders")) as db:
         meta = db.execute(
@@ -411,6 +451,7 @@ REPO = Path(__file__).resolve().parents[1]
 async def test_the_readme_example_produces_exactly_the_rows_it_shows(
     api: Api, settings: Any
 ) -> None:
+    sqlite_only(settings)  # the docs show sqlite3 on the file
     example = (REPO / "examples" / "customers.push.json").read_text()
     readme = (REPO / "docs" / "loading-model.md").read_text()
     assert example.strip() in readme

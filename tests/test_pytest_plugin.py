@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from importapi_lite.settings import Settings
+
+from .helpers import pg_query
+
 PAGE = (Path(__file__).resolve().parents[1] / "docs" / "pytest-plugin.md").read_text()
 
 
@@ -158,3 +162,26 @@ def test_fail_on_rejection_fails_the_tests_that_left_rejections(
             "collides with a system column*",
         ]
     )
+
+
+@pytest.mark.parametrize("destination", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("how", ["environment", "option"])
+def test_the_fixture_loads_into_postgresql_when_told_session_after_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, settings: Settings, how: str
+) -> None:
+    pytester.makepyfile(test_downstream=readme_example(), test_rejecting=REJECTING_SUITE)
+    args = ["-p", "no:cacheprovider", "--importapi-fail-on-rejection"]
+    if how == "environment":
+        monkeypatch.setenv("IMPORTAPI_LITE_DESTINATION", str(settings.destination))
+    else:
+        args.append(f"--importapi-destination={settings.destination}")
+
+    for _ in range(3):  # more sessions than an integration's active tokens
+        result = pytester.runpytest_subprocess(*args)
+        result.assert_outcomes(passed=7, errors=2)
+
+    # The last test's rejection is in PostgreSQL, in the integration's schema.
+    rejected = pg_query(settings, "SELECT table_name FROM import_api._sdc_rejected")
+    assert rejected == [{"table_name": "y" * 64}]
+    tokens = pg_query(settings, "SELECT revoked_at FROM _importapi.tokens")
+    assert len(tokens) == 3 and all(t["revoked_at"] is not None for t in tokens)

@@ -1,8 +1,10 @@
-"""``importapi-lite serve --processes N``: N server processes on one port, sharing the SQLite files.
+"""``importapi-lite serve --processes N``: N server processes on one port, sharing the SQLite
+files or one PostgreSQL database.
 
-Senders push concurrently with interleaved sequences and new columns; the processes must
-converge exactly as one would (newest sequence wins, every column made once), every answer a
-2xx. A process that dies is started again.
+Senders push concurrently with interleaved sequences, new columns and two tables in either order;
+the processes must converge exactly as one would (newest sequence wins, every column made once),
+every answer a 2xx. A process that dies is started again. A token revoked (by the CLI, another
+process) stops working in every process within a second.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from pathlib import Path
 import pytest
 
 from importapi_lite import Settings
+from importapi_lite.cli import main
 
-from .helpers import CLIENT_ID, db_rows, free_port, make_token, rejected_rows
+from .helpers import BOTH_DESTINATIONS, CLIENT_ID, db_rows, free_port, make_token, rejected_rows
 
-pytestmark = pytest.mark.serve
+pytestmark = [pytest.mark.serve, BOTH_DESTINATIONS]
 
+TABLES = ("shared", "second")
 SENDERS = 6
 ROUNDS = 15
 KEYS = 12
@@ -73,12 +77,12 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, str, Settings, subprocess.Popen[bytes]]]:
-    settings = Settings(data_dir=tmp_path / "data")
+def served(settings: Settings) -> Iterator[tuple[str, str, Settings, subprocess.Popen[bytes]]]:
     token = make_token(settings)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
     env["IMPORTAPI_LITE_PROCESSES"] = "2"  # from the environment, as documented
+    env["IMPORTAPI_LITE_DESTINATION"] = settings.destination
     process = subprocess.Popen(
         [sys.executable, "-m", "importapi_lite", "serve", "--port", str(port)]
         + ["--data-dir", str(settings.data_dir), "--workers", "0", "--durability", "fast"],
@@ -115,19 +119,12 @@ def test_two_processes_converge_exactly_under_interleaved_senders_and_new_column
             for key in range(KEYS):
                 # Each round brings a column no one sent before, from whichever sender is first.
                 data = {"id": key, "v": sequence, f"c{round_}": index, "s": f"r{round_}"}
-                records.append(
-                    {
-                        "client_id": CLIENT_ID,
-                        "table_name": "shared",
-                        "sequence": sequence,
-                        "action": "upsert",
-                        "key_names": ["id"],
-                        "data": data,
-                    }
-                )
+                records += [record(table, sequence, data) for table in TABLES]
                 with lock:
                     if key not in expected or expected[key][0] < sequence:
                         expected[key] = (sequence, data)
+            if index % 2:
+                records.reverse()  # the two tables in either order: no deadlock either way
             status = push(url, token, records)
             with lock:
                 statuses.append(status)
@@ -139,14 +136,41 @@ def test_two_processes_converge_exactly_under_interleaved_senders_and_new_column
         thread.join()
 
     assert set(statuses) == {201}
-    rows = db_rows(settings, "shared", order_by="id")
     columns = {"id", "v", "s", *(f"c{n}" for n in range(ROUNDS))}
-    assert set(rows[0]) == columns  # each column made once, by one of the processes
-    assert rows == [
-        {c: expected[key][1].get(c) for c in sorted(columns, key=list(rows[0]).index)}
-        for key in range(KEYS)
-    ]
+    for table in TABLES:
+        rows = db_rows(settings, table, order_by="id")
+        assert set(rows[0]) == columns  # each column made once, by one of the processes
+        assert rows == [
+            {c: expected[key][1].get(c) for c in sorted(columns, key=list(rows[0]).index)}
+            for key in range(KEYS)
+        ]
     assert rejected_rows(settings) == []
+
+
+def record(table: str, sequence: int, data: dict[str, object]) -> dict[str, object]:
+    return {
+        "client_id": CLIENT_ID,
+        "table_name": table,
+        "sequence": sequence,
+        "action": "upsert",
+        "key_names": ["id"],
+        "data": data,
+    }
+
+
+def test_a_token_revoked_elsewhere_stops_working_in_every_process_within_a_second(
+    served: tuple[str, str, Settings, subprocess.Popen[bytes]],
+) -> None:
+    url, token, settings, _ = served
+    assert push(url, token, [record("t", 1, {"id": 1})]) == 201
+    environ = {"IMPORTAPI_LITE_DESTINATION": settings.destination}
+    revoke = ["tokens", "revoke", token, "--data-dir", str(settings.data_dir)]
+    assert main(revoke, environ=environ) == 0
+
+    time.sleep(1.0)
+
+    # A new connection each: whichever process the kernel hands it to.
+    assert [push(url, token, [record("t", 2, {"id": 1})]) for _ in range(10)] == [401] * 10
 
 
 @pytest.mark.crash
@@ -163,7 +187,5 @@ def test_a_server_process_that_dies_is_started_again(
         time.sleep(0.1)
 
     assert second in children_of(process.pid)
-    record = {"client_id": CLIENT_ID, "table_name": "t", "sequence": 1, "action": "upsert"}
-    record |= {"key_names": ["id"], "data": {"id": 1}}
     for _ in range(10):  # whichever process the kernel hands each connection to
-        assert push(url, token, [record]) == 201
+        assert push(url, token, [record("t", 1, {"id": 1})]) == 201

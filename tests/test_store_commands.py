@@ -22,7 +22,7 @@ from importapi_lite.settings import Secret, Settings
 from importapi_lite.store.admin_token import ADMIN_TOKEN_FILE
 from importapi_lite.store.sqlite.tokens import TOKENS_FILE
 
-from .helpers import CLIENT_ID, Api, db_path, make_token, record
+from .helpers import CLIENT_ID, Admin, Api, db_path, make_token, record
 
 
 def run(capsys: Any, *argv: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -60,6 +60,23 @@ def test_admin_token_tightens_a_file_someone_made_readable(capsys: Any, tmp_path
     run(capsys, "admin-token", "--data-dir", str(tmp_path))
 
     assert stat.S_IMODE((tmp_path / ADMIN_TOKEN_FILE).stat().st_mode) == 0o600
+
+
+async def test_admin_token_rotate_replaces_it_and_a_running_server_notices(
+    capsys: Any, client: Any, settings: Settings
+):
+    data_dir = str(settings.data_dir)
+    _, old, _ = run(capsys, "admin-token", "--data-dir", data_dir)
+    assert (await Admin(client, old.strip()).get("/clients")).status == 200
+
+    code, new, err = run(capsys, "admin-token", "--rotate", "--data-dir", data_dir)
+
+    assert (code, err) == (0, "") and new != old and len(new.strip()) == 64
+    assert stat.S_IMODE((settings.data_dir / ADMIN_TOKEN_FILE).stat().st_mode) == 0o600
+    assert (await Admin(client, old.strip()).get("/clients")).status == 401
+    assert (await Admin(client, new.strip()).get("/clients")).status == 200
+    _, again, _ = run(capsys, "admin-token", "--data-dir", data_dir)
+    assert again == new
 
 
 # --- tables and rows -----------------------------------------------------------------------------

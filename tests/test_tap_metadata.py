@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from .helpers import Api, db_rows, record, rejected_rows
+from .helpers import BOTH_DESTINATIONS, Api, db_rows, record, rejected_rows
+
+pytestmark = BOTH_DESTINATIONS  # one loading model, both destinations
 
 MODIFIED = "2026-11-01T10:00:00.000000Z"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from types import MappingProxyType
@@ -287,3 +287,12 @@ def layout_from_rows(
             name, parent, keys, tuple(key_names) if parent is None else (), info_columns
         )
     return layout
+
+
+def ordered_columns(
+    columns: Sequence[str], key_columns: Sequence[str], system: Sequence[str]
+) -> list[str]:
+    """A new table's column order: key columns, data columns, then system columns."""
+    keys = [c for c in key_columns if c in columns]
+    data = [c for c in columns if c not in key_columns and c not in system]
+    return [*keys, *data, *(c for c in columns if c in system and c not in key_columns)]

@@ -66,4 +66,9 @@ class TokenStore(Protocol):
 
     def set_integration_state(self, client_id: int, integration: str, state: str) -> None: ...
 
+    async def start(self) -> None:
+        """In a server, before serving: keep fresh what lookups read (a no-op where a lookup
+        reads the store itself)."""
+        ...
+
     def close(self) -> None: ...

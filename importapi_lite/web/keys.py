@@ -12,7 +12,7 @@ from ..models import LoadResult
 from ..observe.faults import Fault, Faults
 from ..observe.journal import Journal
 from ..settings import Settings
-from ..store.admin_token import AdminToken
+from ..store.admin_token import AdminCheck
 from ..store.destination import Destination
 from ..store.tokens import Token, TokenStore
 from .budget import ByteBudget
@@ -22,7 +22,7 @@ destination_key: web.AppKey[Destination] = web.AppKey("destination")
 pipeline_key = web.AppKey("pipeline", Pipeline)
 workers_key = web.AppKey("workers", Workers)
 tokens_key: web.AppKey[TokenStore] = web.AppKey("tokens")
-admin_token_key = web.AppKey("admin_token", AdminToken)
+admin_token_key: web.AppKey[AdminCheck] = web.AppKey("admin_token")
 journal_key = web.AppKey("journal", Journal)
 faults_key = web.AppKey("faults", Faults)
 request_slots_key = web.AppKey("request_slots", asyncio.Semaphore)

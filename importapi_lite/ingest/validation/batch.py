@@ -272,7 +272,7 @@ def _unknown_types(schema: Any) -> Iterator[str]:
 
 
 # No $ref may reach the network or the disk: only references inside the schema resolve.
-_NO_RETRIEVAL = referencing.Registry()
+_NO_RETRIEVAL: referencing.Registry[Any] = referencing.Registry()
 
 
 class _RecordValidator:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Mapping, Sequence
 
+from ...plan.model import ordered_columns
 from ...plan.names import (
     BATCHED_AT,
     EXTRACTED_AT,
@@ -23,7 +24,7 @@ from ...plan.names import (
 )
 from ...plan.shape import BOOLEAN, DECIMAL, DOUBLE, INTEGER, STRING, TIMESTAMP
 
-__all__ = [  # the loading model's column names, which every statement here uses
+__all__ = [  # the loading model's names and column order, which every statement here uses
     "BATCHED_AT",
     "EXTRACTED_AT",
     "PRIMARY_KEY",
@@ -31,6 +32,7 @@ __all__ = [  # the loading model's column names, which every statement here uses
     "SEQUENCE",
     "TABLE_VERSION",
     "level_column",
+    "ordered_columns",
     "source_key_column",
 ]
 
@@ -99,15 +101,6 @@ INSERT_COLUMN = (
     f"(SELECT count(*) FROM {q(COLUMNS_TABLE)} WHERE table_name = ?1))"
 )
 SET_BOOKMARKS = f"UPDATE {q(META_TABLE)} SET bookmark_names = ? WHERE table_name = ?"
-
-
-def ordered_columns(
-    columns: Sequence[str], key_columns: Sequence[str], system: Sequence[str]
-) -> list[str]:
-    """A new table's column order: key columns, data columns, then system columns."""
-    keys = [c for c in key_columns if c in columns]
-    data = [c for c in columns if c not in key_columns and c not in system]
-    return [*keys, *data, *(c for c in columns if c in system and c not in key_columns)]
 
 
 def create_table_sql(

@@ -77,6 +77,9 @@ class SqliteTokenStore:
         self._cache: dict[str, Token] = {}
         self._cache_version = -1
 
+    async def start(self) -> None:
+        """Nothing to keep fresh: a lookup notices another connection's commit itself."""
+
     def close(self) -> None:
         self._db.close()
 
