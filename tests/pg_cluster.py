@@ -5,19 +5,19 @@ Debian's ``postgresql`` package puts the binaries under ``/usr/lib/postgresql/<v
 ``.ci/run`` installs it. As root, PostgreSQL refuses to run, so the cluster runs as the
 ``postgres`` user (``runuser -u postgres --``) in a directory it owns. Without the binaries the
 tests that need a cluster skip, with the line that installs them; under ``CI=true`` they fail.
+
+The benchmarks use it too (``from tests.pg_cluster import Cluster``): it needs nothing but the
+standard library until a test asks for ``require_binaries``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
-
-import pytest
-
-from .helpers import free_port
 
 INSTALL = "apt-get install -y postgresql"
 
@@ -36,6 +36,9 @@ def _version(path: Path) -> tuple[int, ...]:
 
 
 def require_binaries() -> Path:
+    """The binaries, or the test skips (fails under ``CI=true``) with the install line."""
+    import pytest
+
     found = server_binaries()
     if found is not None:
         return found
@@ -43,6 +46,12 @@ def require_binaries() -> Path:
     if os.environ.get("CI", "").lower() in ("true", "1"):
         pytest.fail(f"{reason} (CI must run the PostgreSQL tests; .ci/run installs them)")
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Cluster:
