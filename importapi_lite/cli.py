@@ -15,6 +15,7 @@ from pathlib import Path
 from . import store_commands
 from .settings import REGIONS, Option, Settings
 from .store import open_tokens
+from .store.destination import DestinationUnavailable
 from .store.tokens import DEFAULT_INTEGRATION, INTEGRATION_STATES, TokenError, TokenStore
 from .version import __version__
 
@@ -193,8 +194,16 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     if args.command == "serve":
         return _serve(settings, dev_token=args.dev_token)
-    if args.command in ("admin-token", "tables", "rows", "rejected", "path", "reset"):
-        return _store_command(args, settings)
+    try:
+        if args.command in ("admin-token", "tables", "rows", "rejected", "path", "reset"):
+            return _store_command(args, settings)
+        return _token_command(args, settings)
+    except (TokenError, DestinationUnavailable) as exc:
+        print(f"importapi-lite: {exc}", file=sys.stderr)
+        return 1
+
+
+def _token_command(args: argparse.Namespace, settings: Settings) -> int:
     tokens = open_tokens(settings)
     try:
         if args.command == "tokens":
@@ -202,9 +211,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         tokens.set_integration_state(args.client_id, args.integration, args.state)
         print(f"integration {args.integration!r} of client {args.client_id} is {args.state}")
         return 0
-    except TokenError as exc:
-        print(f"importapi-lite: {exc}", file=sys.stderr)
-        return 1
     finally:
         tokens.close()
 
@@ -269,13 +275,14 @@ def _serve(settings: Settings, *, dev_token: bool) -> int:
     from .serve import serve
 
     token_file = None
-    if dev_token:
-        try:
+    try:
+        open_tokens(settings).close()  # the destination reachable, before the banner says so
+        if dev_token:
             token_file = ensure_dev_token(settings)
-        except TokenError as exc:
-            print(f"importapi-lite: {exc}", file=sys.stderr)
-            return 1
-    return serve(settings, lambda served: print(_banner(served, token_file), flush=True))
+        return serve(settings, lambda served: print(_banner(served, token_file), flush=True))
+    except (TokenError, DestinationUnavailable) as exc:
+        print(f"importapi-lite: {exc}", file=sys.stderr)
+        return 1
 
 
 def _banner(settings: Settings, token_file: Path | None) -> str:

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -69,8 +70,14 @@ def serve_here(settings: Settings, *, reuse_port: bool = False) -> None:
 
 
 def _serve_child(settings: Settings) -> None:
+    from .store.destination import DestinationUnavailable
+
     configure_logging()
-    serve_here(settings, reuse_port=True)
+    try:
+        serve_here(settings, reuse_port=True)
+    except DestinationUnavailable as exc:  # the supervisor starts it again; say why, briefly
+        logger.error("%s", exc)
+        sys.exit(1)
 
 
 def _supervise(settings: Settings, announce: Callable[[Settings], None]) -> int:

@@ -38,8 +38,9 @@ def admin_token(settings: Settings, *, rotate: bool) -> int:
 def tables(settings: Settings, client_id: int | None, integration: str | None) -> int:
     """Every table with its rows, its rejected records (a subtable has none of its own: they
     count for its top-level table) and its file, for ``sqlite3``."""
+    found = asyncio.run(_integrations(settings, client_id, integration))
     print("client_id\tintegration\ttable\trows\trejected\tpath")
-    for summary in asyncio.run(_integrations(settings, client_id, integration)):
+    for summary in found:
         for table in summary.tables:
             for each in (table, *table.subtables):
                 rejected = each.rejected if each is table else "-"

@@ -293,8 +293,9 @@ def sqlite_only(settings: Settings, why: str = "reads the SQLite destination's o
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
-def pg_query(settings: Settings, query: str, params: Any = ()) -> list[dict[str, Any]]:
-    """Rows of a query on the settings' PostgreSQL database, as dicts of plain values."""
+def pg_query(settings: Settings, query: str, params: Any = None) -> list[dict[str, Any]]:
+    """Rows of a query on the settings' PostgreSQL database, as dicts of plain values. Without
+    ``params`` the query is sent as it is: a name in it may hold a "%"."""
     with psycopg.connect(str(settings.destination), row_factory=dict_row) as db:
         return [{k: _as_sqlite(v) for k, v in row.items()} for row in db.execute(query, params)]
 

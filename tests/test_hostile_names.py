@@ -2,8 +2,8 @@
 
 Whatever the name, the server answers as documented (never a 5xx), writes no file outside its
 data directory, never lets a field overwrite a system column, and either loads the name verbatim
-(read back from the SQLite file) or logs the record in ``_sdc_rejected`` with a reason. A table
-loaded before the hostile request must come through it untouched.
+(read back from the SQLite file, or from PostgreSQL) or logs the record in ``_sdc_rejected`` with
+a reason. A table loaded before the hostile request must come through it untouched.
 """
 
 from __future__ import annotations
@@ -16,9 +16,19 @@ from typing import Any
 import pytest
 
 from importapi_lite import Settings
+from importapi_lite.store.postgres import without_nul
 from importapi_lite.store.sqlite.paths import NameTooLong
 
-from .helpers import CLIENT_ID, Api, db_path, db_rows, record, rejected_rows
+from .helpers import (
+    BOTH_DESTINATIONS,
+    CLIENT_ID,
+    Api,
+    db_path,
+    db_rows,
+    pg_query,
+    record,
+    rejected_rows,
+)
 
 HOSTILE = {
     "dot-dot-slash": "../x",
@@ -68,6 +78,9 @@ HOSTILE = {
     "long-64": "t" * 64,
     "double-underscore": "a__b",
     "wal-suffix": "users.sqlite3-wal",
+    "placeholder": "a%sb",
+    "percent-digit": "a%4b",
+    "dollar-placeholder": "$1",
 }
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 # What the store may write: the token and admin files, and per-table databases with encoded names.
@@ -101,10 +114,13 @@ def assert_contained(tmp_path: Path, settings: Settings) -> None:
             relative = path.relative_to(settings.data_dir)
             assert relative.parts[:2] == (str(CLIENT_ID), "import_api"), relative
             assert STORED.fullmatch(path.name), path.name
-    assert (settings.data_dir / "tokens.sqlite3").is_file()
+    if not settings.destination.is_postgresql:
+        assert (settings.data_dir / "tokens.sqlite3").is_file()
 
 
 def rejections(settings: Settings, table: str) -> list[dict[str, Any]]:
+    if settings.destination.is_postgresql:
+        table = without_nul(table)  # as PostgreSQL's text holds it
     found = [r for r in rejected_rows(settings) if r["table_name"] == table]
     assert all(r["reason"] for r in found), found
     return found
@@ -124,6 +140,11 @@ async def load_bystander(api: Api, settings: Settings) -> None:
 
 def bystander_untouched(settings: Settings) -> None:
     assert db_rows(settings, "bystander") == [{"id": 1, "v": "safe"}]
+    if settings.destination.is_postgresql:
+        schemas = pg_query(settings, "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_'")
+        ours = {"public", "information_schema", "import_api", "_importapi"}
+        assert {r["nspname"] for r in schemas} == ours
+        return
     with sqlite3.connect(db_path(settings, "bystander")) as db:
         tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
@@ -132,6 +153,15 @@ def bystander_untouched(settings: Settings) -> None:
 
 def loaded_rows(settings: Settings, table: str) -> list[dict[str, Any]]:
     """The table's rows with every column, if the store loaded such a table; else []."""
+    if settings.destination.is_postgresql:
+        if "\x00" in table:
+            return []  # no PostgreSQL name holds one
+        known = pg_query(
+            settings,
+            "SELECT 1 FROM _importapi.tables WHERE schema_name = 'import_api' AND table_name = %s",
+            (table,),
+        )
+        return db_rows(settings, table, system=True) if known else []
     try:
         path = db_path(settings, table)
     except NameTooLong:
@@ -192,6 +222,7 @@ async def check_names(
     assert problems == {}
 
 
+@BOTH_DESTINATIONS
 @pytest.mark.parametrize("endpoint", ["push", "batch"])
 async def test_hostile_table_names_load_verbatim_or_are_rejected(
     api: Api, settings: Settings, tmp_path: Path, endpoint: str
@@ -220,6 +251,7 @@ FIELD_NAMES = HOSTILE | {
 }
 
 
+@BOTH_DESTINATIONS
 @pytest.mark.parametrize("endpoint", ["push", "batch"])
 async def test_hostile_field_names_load_verbatim_or_are_rejected(
     api: Api, settings: Settings, tmp_path: Path, endpoint: str
@@ -244,6 +276,7 @@ async def send_keyed(api: Api, endpoint: str, table: str, key: str, data: dict[s
     return await api.batch(body | {"key_names": [key]})
 
 
+@BOTH_DESTINATIONS
 @pytest.mark.parametrize("endpoint", ["push", "batch"])
 async def test_hostile_key_names_load_verbatim_or_are_rejected(
     api: Api, settings: Settings, tmp_path: Path, endpoint: str

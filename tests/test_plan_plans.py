@@ -600,12 +600,22 @@ def test_value_of_another_type_splits_into_a_suffixed_column():
         ("1970-01-01T03:45:23.000000Z", "1970-01-01T03:45:23.000000Z"),
         ("2020-01-13T21:25:03+02:00", "2020-01-13T19:25:03.000000Z"),
         ("2020-01-13T21:25:03+0000", "2020-01-13T21:25:03.000000Z"),
-        ("not a time", "not a time"),
         (None, None),
     ],
 )
-def test_extracted_at_normalises_time_extracted_or_keeps_it_verbatim(sent, stored):
+def test_extracted_at_normalises_time_extracted(sent, stored):
     assert extracted_at(sent) == stored
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["general", "record plans"])
+def test_a_time_extracted_that_is_no_date_time_rejects_its_record(reuse):
+    messages = [upsert({"id": i}, time_extracted="1970-01-01T00:00:00Z") for i in range(4)]
+    messages.insert(3, upsert({"id": 9}, time_extracted="not a time"))
+
+    result = plan_load(TableBatch("t", messages), {}, RECEIVED, BATCHED, reuse_plans=reuse)
+
+    assert [r.reason for r in result.rejected] == ["time_extracted not a time is not a date-time"]
+    assert [p.row["id"] for p in result.steps[0].points] == [0, 1, 2, 3]
 
 
 def test_plan_rows_carry_time_extracted_as_utc_text():

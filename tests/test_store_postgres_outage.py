@@ -8,7 +8,10 @@ Each test has a cluster of its own, as it stops it.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from importapi_lite import Settings
 from importapi_lite.settings import Secret
 
 from .helpers import Admin, Api, db_rows, record
-from .pg_cluster import Cluster, require_binaries
+from .pg_cluster import Cluster, free_port, require_binaries
 
 
 @pytest.fixture
@@ -99,3 +102,21 @@ async def test_a_restart_mid_load_loses_nothing_acknowledged(
 
     stored = {r["id"]: r["s"] for r in db_rows(settings, "t")}
     assert stored == acknowledged
+
+
+def test_commands_and_serve_say_in_one_line_that_postgresql_cannot_be_reached(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql://importapi:secret@127.0.0.1:{free_port()}/nothing"
+    for argv in (["tokens", "list"], ["tables"], ["serve", "--port", "0"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "importapi_lite", *argv, "--data-dir", str(tmp_path)],
+            env={**os.environ, "IMPORTAPI_LITE_DESTINATION": url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, (argv, done.stderr)
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("importapi-lite: cannot reach PostgreSQL at postgresql://"), line
+        assert "secret" not in line and "***" in line

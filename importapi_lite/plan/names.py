@@ -89,6 +89,7 @@ class Limits:
     max_columns: int = 2000 - 16
     max_table_name_bytes: int | None = None  # in UTF-8
     max_column_name: int | None = None  # in characters, and in UTF-8 bytes
+    empty_column_name: bool = True  # a field named "" (SQLite takes it; PostgreSQL cannot)
 
     def table_problem(self, name: str) -> str | None:
         """Why a table of this name cannot be loaded here, or None."""
@@ -100,6 +101,8 @@ class Limits:
 
     def column_problem(self, name: str) -> str | None:
         """Why a column of this name cannot be made here, or None."""
+        if not name and not self.empty_column_name:
+            return "Column name is empty"
         limit = self.max_column_name
         if limit is not None and max(len(name), _utf8_length(name)) > limit:
             return f"Column name {name} is longer than {limit} characters"

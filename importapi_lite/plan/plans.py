@@ -63,17 +63,21 @@ MAX_COLUMNS = Limits().max_columns
 KEY_MISMATCH = "Keys for table do not match Primary Keys of incoming data"
 
 
-def extracted_at(time_extracted: str | None) -> str | None:
-    """``time_extracted`` as our timestamp text; kept verbatim if it does not parse."""
-    if time_extracted is None:
-        return None
-    return parse_timestamp(time_extracted) or time_extracted
-
-
 class _Rejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def extracted_at(time_extracted: str | None) -> str | None:
+    """``time_extracted`` as our timestamp text. One that is no date-time cannot be loaded
+    into ``_sdc_extracted_at`` (a timestamp in a warehouse): the record is rejected."""
+    if time_extracted is None:
+        return None
+    stamp = parse_timestamp(time_extracted)
+    if stamp is None:
+        raise _Rejected(f"time_extracted {time_extracted} is not a date-time")
+    return stamp
 
 
 def plan_load(

@@ -52,6 +52,11 @@ class StalePlan(Exception):
         self.table_name = table_name
 
 
+class DestinationUnavailable(Exception):
+    """The destination cannot be reached at start (a PostgreSQL server that is down): what to
+    tell the user, in one line. Once serving, the same is a 503 a client retries."""
+
+
 class UnknownColumn(ValueError):
     """A filter names a column the table does not have."""
 

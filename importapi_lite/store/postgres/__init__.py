@@ -36,7 +36,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import AsyncConnection
-from psycopg.errors import DataError, FeatureNotSupported
+from psycopg.errors import DataError
 from psycopg_pool import AsyncConnectionPool
 
 from ...clock import now_text
@@ -57,6 +57,7 @@ from ...plan.model import (
 from ...plan.names import CHILD_SYSTEM, PARENT_SYSTEM, Limits
 from ...plan.plans import plan_load
 from ..destination import (
+    DestinationUnavailable,
     IntegrationSummary,
     RejectedRecord,
     RejectionReason,
@@ -67,14 +68,16 @@ from ..destination import (
 )
 from . import reading, sql
 from .sql import OURS, quote, table_ref
+from .tokens import unreachable
 
 logger = logging.getLogger(__name__)
 
 # Stitch's PostgreSQL limits (SPEC §13.9): 63-byte table names, 59-character column names
 # (a split suffix still fits PostgreSQL's 63 bytes), 1,600 columns a table less room for ours.
-LIMITS = Limits(max_columns=1600 - 16, max_table_name_bytes=63, max_column_name=59)
+LIMITS = Limits(
+    max_columns=1600 - 16, max_table_name_bytes=63, max_column_name=59, empty_column_name=False
+)
 SMALL_STEP = 32  # data points a statement each; a bigger step goes through COPY
-RETRIES = 3  # a load whose statements a concurrent schema change made stale is tried again
 
 
 class PostgresDestination:
@@ -87,7 +90,15 @@ class PostgresDestination:
             min_size=1,
             max_size=pool_size,
             open=False,
-            kwargs={"autocommit": True},
+            # Raw cursors: PostgreSQL's own $1 placeholders, so nothing parses the statements,
+            # whose table and column names (ours to quote) may hold a "%".
+            # Never prepared: a table is dropped and made again with other types (a reset, another
+            # process), and a statement prepared for the old one would fail on the new.
+            kwargs={
+                "autocommit": True,
+                "cursor_factory": psycopg.AsyncRawCursor,
+                "prepare_threshold": None,
+            },
             check=AsyncConnectionPool.check_connection,  # no dead connection handed out
             timeout=5,  # waiting longer for a connection: PostgreSQL is down, or swamped
         )
@@ -104,13 +115,19 @@ class PostgresDestination:
         await self._open()
 
     async def _open(self) -> None:
+        """On first use: our schema made, then the pool opened. PostgreSQL unreachable then is
+        ``DestinationUnavailable``, at once (the pool would keep trying, and logging it)."""
         if self._opened:
             return
+        try:
+            async with await AsyncConnection.connect(
+                self._url, autocommit=True, connect_timeout=5
+            ) as conn:
+                await ensure_metadata(conn)
+        except psycopg.OperationalError as exc:
+            raise DestinationUnavailable(unreachable(self._url, exc)) from None
         await self._pool.open(wait=False)
         self._opened = True
-        with self.guard_writes():
-            async with self._pool.connection() as conn:
-                await ensure_metadata(conn)
 
     async def close(self) -> None:
         if self._opened:
@@ -185,19 +202,12 @@ class PostgresDestination:
         return _result(name, accepted, plan.accepted_upserts - accepted, plan.rejected)
 
     async def _load(self, schema: str, batch: TableBatch, received_at: str) -> tuple[LoadPlan, int]:
-        for attempt in range(RETRIES):
+        async with self._pool.connection() as conn:
+            await self._ensure_schema(conn, schema)
             try:
-                async with self._pool.connection() as conn:
-                    await self._ensure_schema(conn, schema)
-                    try:
-                        return await self._load_in_one(conn, schema, batch, received_at)
-                    except DataError:  # a value PostgreSQL refuses: find which, one by one
-                        return await self._load_one_by_one(conn, schema, batch, received_at)
-            except FeatureNotSupported:  # "cached plan must not change result type"
-                self._layouts.pop((schema, batch.table_name), None)
-                if attempt == RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                return await self._load_in_one(conn, schema, batch, received_at)
+            except DataError:  # a value PostgreSQL refuses: find which, one by one
+                return await self._load_one_by_one(conn, schema, batch, received_at)
 
     async def _load_in_one(
         self, conn: AsyncConnection[Any], schema: str, batch: TableBatch, received_at: str
@@ -257,10 +267,10 @@ class PostgresDestination:
     ) -> tuple[Layout, int]:
         """Take the table's lock for this transaction; its layout as committed, and version."""
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"table {schema}.{table}",)
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", (f"table {schema}.{table}",)
         )
         cursor = await conn.execute(
-            f"SELECT layout_version FROM {OURS}.tables WHERE schema_name = %s AND table_name = %s",
+            f"SELECT layout_version FROM {OURS}.tables WHERE schema_name = $1 AND table_name = $2",
             (schema, table),
         )
         found = await cursor.fetchone()
@@ -285,7 +295,7 @@ class PostgresDestination:
             await _apply_ddl(conn, schema, plan)
             cursor = await conn.execute(
                 f"UPDATE {OURS}.tables SET layout_version = layout_version + 1 "
-                "WHERE schema_name = %s AND table_name = %s RETURNING layout_version",
+                "WHERE schema_name = $1 AND table_name = $2 RETURNING layout_version",
                 (schema, batch.table_name),
             )
             row = await cursor.fetchone()
@@ -293,8 +303,8 @@ class PostgresDestination:
             version = int(row[0])
         if plan.table is not None and batch.bookmark_names is not None:
             await conn.execute(
-                f"UPDATE {OURS}.tables SET bookmark_names = %s "
-                "WHERE schema_name = %s AND table_name = %s",
+                f"UPDATE {OURS}.tables SET bookmark_names = $1 "
+                "WHERE schema_name = $2 AND table_name = $3",
                 (json.dumps(list(batch.bookmark_names)), schema, batch.table_name),
             )
         return version
@@ -306,8 +316,8 @@ class PostgresDestination:
             return
         at = now_text()
         rows = [
-            # ensure_ascii: no NUL and no lone surrogate reaches a text column.
-            (at, table_name, r.reason, json.dumps(r.record, default=str))
+            # ensure_ascii: no NUL reaches a text column (the codec refused lone surrogates).
+            (at, without_nul(table_name), without_nul(r.reason), json.dumps(r.record, default=str))
             for r in rejections
         ]
         with self.guard_writes():
@@ -316,7 +326,7 @@ class PostgresDestination:
                 async with conn.cursor() as cursor:
                     await cursor.executemany(
                         f"INSERT INTO {table_ref(schema, sql.REJECTED_TABLE)} "
-                        "VALUES (%s::timestamp, %s, %s, %s)",
+                        "VALUES ($1::timestamp, $2, $3, $4)",
                         rows,
                     )
 
@@ -382,7 +392,7 @@ class PostgresDestination:
         await self._open()
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                f"SELECT name FROM {OURS}.integrations WHERE client_id = %s", (client_id,)
+                f"SELECT name FROM {OURS}.integrations WHERE client_id = $1", (client_id,)
             )
             names = [row[0] for row in await cursor.fetchall()]
         removed = 0
@@ -395,25 +405,25 @@ class PostgresDestination:
         with self.guard_writes():
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                     (f"table {integration}.{table}",),
                 )
                 family = await _family(conn, integration, table)
                 for name in family:
                     await conn.execute(f"DROP TABLE IF EXISTS {table_ref(integration, name)}")
                 await conn.execute(
-                    f"DELETE FROM {OURS}.columns WHERE schema_name = %s AND table_name = ANY(%s)",
+                    f"DELETE FROM {OURS}.columns WHERE schema_name = $1 AND table_name = ANY($2)",
                     (integration, family),
                 )
                 await conn.execute(
-                    f"DELETE FROM {OURS}.tables WHERE schema_name = %s AND table_name = ANY(%s)",
+                    f"DELETE FROM {OURS}.tables WHERE schema_name = $1 AND table_name = ANY($2)",
                     (integration, family),
                 )
                 forgotten = 0
                 if await _exists(conn, integration, sql.REJECTED_TABLE):
                     cursor = await conn.execute(
                         f"DELETE FROM {table_ref(integration, sql.REJECTED_TABLE)} "
-                        "WHERE table_name = %s",
+                        "WHERE table_name = $1",
                         (table,),
                     )
                     forgotten = cursor.rowcount
@@ -427,19 +437,19 @@ class PostgresDestination:
         with self.guard_writes():
             async with self._pool.connection() as conn, conn.transaction():
                 cursor = await conn.execute(
-                    f"SELECT table_name FROM {OURS}.tables WHERE schema_name = %s "
+                    f"SELECT table_name FROM {OURS}.tables WHERE schema_name = $1 "
                     "ORDER BY table_name",  # locks in one order: two resets never deadlock
                     (schema,),
                 )
                 names = [row[0] for row in await cursor.fetchall()]
                 for name in names:
                     await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                         (f"table {schema}.{name}",),
                     )
                     await conn.execute(f"DROP TABLE IF EXISTS {table_ref(schema, name)}")
-                await conn.execute(f"DELETE FROM {OURS}.columns WHERE schema_name = %s", (schema,))
-                await conn.execute(f"DELETE FROM {OURS}.tables WHERE schema_name = %s", (schema,))
+                await conn.execute(f"DELETE FROM {OURS}.columns WHERE schema_name = $1", (schema,))
+                await conn.execute(f"DELETE FROM {OURS}.tables WHERE schema_name = $1", (schema,))
                 forgotten = 0
                 if await _exists(conn, schema, sql.REJECTED_TABLE):
                     cursor = await conn.execute(
@@ -455,6 +465,12 @@ def load_as_it_is(batch: TableBatch, layout: Layout, received_at: str) -> TableB
     """A worker's stager for PostgreSQL: the batch as it is, planned and loaded on the event
     loop (``Stager``)."""
     return batch
+
+
+def without_nul(text: str) -> str:
+    """``text`` for a text column, which cannot hold a NUL: each written as JSON does, ``\\u0000``
+    (a rejected name may hold one; the record itself is JSON already)."""
+    return text.replace("\x00", "\\u0000")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -490,7 +506,7 @@ async def create_schema(conn: AsyncConnection[Any], schema: str) -> None:
     CREATE SCHEMA IF NOT EXISTS can still collide."""
     async with conn.transaction():
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"schema {schema}",)
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", (f"schema {schema}",)
         )
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
         await conn.execute(sql.rejected_ddl(schema))
@@ -499,14 +515,14 @@ async def create_schema(conn: AsyncConnection[Any], schema: str) -> None:
 async def read_layout(conn: AsyncConnection[Any], schema: str, table: str) -> Layout:
     family = await conn.execute(
         f"SELECT table_name, parent_table, key_names FROM {OURS}.tables "
-        "WHERE schema_name = %s AND (table_name = %s OR parent_table = %s) "
+        "WHERE schema_name = $1 AND (table_name = $2 OR parent_table = $2) "
         "ORDER BY parent_table NULLS FIRST, table_name",
-        (schema, table, table),
+        (schema, table),
     )
     meta = [(n, p, json.loads(k)) for n, p, k in await family.fetchall()]
     found = await conn.execute(
         f"SELECT table_name, column_name, type FROM {OURS}.columns "
-        "WHERE schema_name = %s AND table_name = ANY(%s) ORDER BY table_name, position",
+        "WHERE schema_name = $1 AND table_name = ANY($2) ORDER BY table_name, position",
         (schema, [n for n, _, _ in meta]),
     )
     columns: dict[str, list[tuple[str, str]]] = {}
@@ -517,16 +533,16 @@ async def read_layout(conn: AsyncConnection[Any], schema: str, table: str) -> La
 
 async def _family(conn: AsyncConnection[Any], schema: str, table: str) -> list[str]:
     cursor = await conn.execute(
-        f"SELECT table_name FROM {OURS}.tables WHERE schema_name = %s "
-        "AND (table_name = %s OR parent_table = %s)",
-        (schema, table, table),
+        f"SELECT table_name FROM {OURS}.tables WHERE schema_name = $1 "
+        "AND (table_name = $2 OR parent_table = $2)",
+        (schema, table),
     )
     return [row[0] for row in await cursor.fetchall()]
 
 
 async def _exists(conn: AsyncConnection[Any], schema: str, table: str) -> bool:
     cursor = await conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s", (schema, table)
+        "SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2", (schema, table)
     )
     return await cursor.fetchone() is not None
 
@@ -546,22 +562,22 @@ async def _apply_ddl(conn: AsyncConnection[Any], schema: str, plan: LoadPlan) ->
         )
         await conn.execute(
             f"INSERT INTO {OURS}.tables (schema_name, table_name, parent_table, key_names, "
-            "created_at) VALUES (%s, %s, %s, %s, %s)",
+            "created_at) VALUES ($1, $2, $3, $4, $5)",
             (schema, name, info.parent, json.dumps(list(info.key_names)), now),
         )
         ordered = ordered_columns(list(info.columns), info.key_columns, system)
         async with conn.cursor() as cursor:
             await cursor.executemany(
-                f"INSERT INTO {OURS}.columns VALUES (%s, %s, %s, %s, %s)",
+                f"INSERT INTO {OURS}.columns VALUES ($1, $2, $3, $4, $5)",
                 [(schema, name, c, info.columns[c], i) for i, c in enumerate(ordered)],
             )
     for name, column in plan.new_columns:
         type_ = plan.layout[name].columns[column]
         await conn.execute(sql.add_column_sql(schema, name, column, type_))
         await conn.execute(
-            f"INSERT INTO {OURS}.columns VALUES (%s, %s, %s, %s, "
-            f"(SELECT count(*) FROM {OURS}.columns WHERE schema_name = %s AND table_name = %s))",
-            (schema, name, column, type_, schema, name),
+            f"INSERT INTO {OURS}.columns VALUES ($1, $2, $3, $4, "
+            f"(SELECT count(*) FROM {OURS}.columns WHERE schema_name = $1 AND table_name = $2))",
+            (schema, name, column, type_),
         )
 
 
@@ -576,7 +592,7 @@ async def _run_steps(conn: AsyncConnection[Any], schema: str, plan: LoadPlan) ->
         if isinstance(step, ActivateVersion):
             names = [*(t.name for t in subtables), table.name]
             for statement in sql.activate_version_sql(schema, names, table.name):
-                await conn.execute(statement, {"v": step.table_version})
+                await conn.execute(statement, (step.table_version,))
             continue
         assert isinstance(step, RowsStep)
         if not subtables and len(step.points) <= SMALL_STEP:

@@ -41,7 +41,7 @@ async def list_integrations(conn: AsyncConnection[Any]) -> list[IntegrationSumma
 
 async def _owner(conn: AsyncConnection[Any], integration: str) -> int | None:
     cursor = await conn.execute(
-        f"SELECT client_id FROM {OURS}.integrations WHERE name = %s", (integration,)
+        f"SELECT client_id FROM {OURS}.integrations WHERE name = $1", (integration,)
     )
     row = await cursor.fetchone()
     return None if row is None else int(row[0])
@@ -55,7 +55,7 @@ async def list_tables(
     if await _owner(conn, integration) != client_id:
         return []
     cursor = await conn.execute(
-        f"SELECT table_name, parent_table FROM {OURS}.tables WHERE schema_name = %s "
+        f"SELECT table_name, parent_table FROM {OURS}.tables WHERE schema_name = $1 "
         "ORDER BY table_name",
         (integration,),
     )
@@ -83,8 +83,8 @@ async def open_table(
     if await _owner(conn, integration) != client_id:
         return None
     cursor = await conn.execute(
-        f"SELECT column_name, type FROM {OURS}.columns WHERE schema_name = %s "
-        "AND table_name = %s ORDER BY position",
+        f"SELECT column_name, type FROM {OURS}.columns WHERE schema_name = $1 "
+        "AND table_name = $2 ORDER BY position",
         (integration, table),
     )
     columns = await cursor.fetchall()
@@ -118,7 +118,10 @@ class PostgresTableReader:
     async def rows(self, where: Where = (), *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
         self._check(where)
         sql, params = await self._query(where)
-        cursor = await self._conn.execute(sql + " LIMIT %s OFFSET %s", [*params, limit, offset])
+        n = len(params)
+        cursor = await self._conn.execute(
+            f"{sql} LIMIT ${n + 1} OFFSET ${n + 2}", [*params, limit, offset]
+        )
         return [
             dict(zip(self.columns, self._shown(row), strict=True))
             for row in await cursor.fetchall()
@@ -137,10 +140,10 @@ class PostgresTableReader:
     async def describe(self) -> TableDescription:
         cursor = await self._conn.execute(
             f"SELECT table_name, parent_table, key_names, active_version, bookmark_names, "
-            f"created_at FROM {OURS}.tables WHERE schema_name = %s "
-            "AND (table_name = %s OR parent_table = %s OR table_name = "
-            f"(SELECT parent_table FROM {OURS}.tables WHERE schema_name = %s AND table_name = %s))",
-            (self._schema, self.table, self.table, self._schema, self.table),
+            f"created_at FROM {OURS}.tables WHERE schema_name = $1 "
+            "AND (table_name = $2 OR parent_table = $2 OR table_name = "
+            f"(SELECT parent_table FROM {OURS}.tables WHERE schema_name = $1 AND table_name = $2))",
+            (self._schema, self.table),
         )
         meta = await cursor.fetchall()
         mine = next(m for m in meta if m[0] == self.table)
@@ -171,7 +174,7 @@ class PostgresTableReader:
         """Key order, which pages stably; an append-only table's key is random: insertion."""
         cursor = await self._conn.execute(
             "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary "
             "ORDER BY array_position(i.indkey, a.attnum)",
             (table_ref(self._schema, self.table),),
         )
@@ -201,7 +204,9 @@ def _shown(value: Any) -> Any:
 def _where_sql(where: Where) -> tuple[str, list[str]]:
     if not where:
         return "", []
-    clauses = " AND ".join(f"CAST({quote(column)} AS text) = %s" for column, _ in where)
+    clauses = " AND ".join(
+        f"CAST({quote(column)} AS text) = ${n}" for n, (column, _) in enumerate(where, 1)
+    )
     return f" WHERE {clauses}", [value for _, value in where]
 
 
@@ -214,7 +219,7 @@ async def _count(conn: AsyncConnection[Any], schema: str, table: str, where: Whe
 
 async def _rejected_exists(conn: AsyncConnection[Any], schema: str) -> bool:
     cursor = await conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+        "SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2",
         (schema, REJECTED_TABLE),
     )
     return await cursor.fetchone() is not None
@@ -227,7 +232,7 @@ async def _reasons(
         return []
     group = "table_name, reason" if by_reason else "table_name"
     reason = "reason" if by_reason else "''"
-    clause, params = ("WHERE table_name = %s ", [table]) if table is not None else ("", [])
+    clause, params = ("WHERE table_name = $1 ", [table]) if table is not None else ("", [])
     cursor = await conn.execute(
         f"SELECT table_name, {reason}, count(*), max(_sdc_rejected_at) "
         f"FROM {table_ref(schema, REJECTED_TABLE)} {clause}GROUP BY {group} "
@@ -261,14 +266,15 @@ async def rejected_records(
         conn, integration
     ):
         return 0, []
-    clause, params = ("WHERE table_name = %s ", [table]) if table is not None else ("", [])
+    clause, params = ("WHERE table_name = $1 ", [table]) if table is not None else ("", [])
     rejected = table_ref(integration, REJECTED_TABLE)
     cursor = await conn.execute(f"SELECT count(*) FROM {rejected} {clause}", params)
     row = await cursor.fetchone()
     total = int(row[0]) if row else 0
     cursor = await conn.execute(
         f"SELECT _sdc_rejected_at, table_name, reason, record FROM {rejected} {clause}"
-        "ORDER BY _sdc_rejected_at DESC, ctid DESC LIMIT %s OFFSET %s",
+        f"ORDER BY _sdc_rejected_at DESC, ctid DESC LIMIT ${len(params) + 1} "
+        f"OFFSET ${len(params) + 2}",
         [*params, limit, offset],
     )
     return total, [

@@ -135,7 +135,7 @@ def upsert_sql(
     its sequence is greater; ``>=`` gives ties to the later data point (SPEC §10.1).
     """
     names = ", ".join(quote(c) for c in columns)
-    values = ", ".join(f"%s{_CASTS[t]}" for t in types)
+    values = ", ".join(f"${n}{_CASTS[t]}" for n, t in enumerate(types, 1))
     version = f"v.{quote(TABLE_VERSION)}"
     return (
         f"INSERT INTO {table_ref(schema, table)} AS existing ({names}) "
@@ -243,21 +243,21 @@ def replace_children_sql(
 
 
 def activate_version_sql(schema: str, tables: Sequence[str], top: str) -> list[str]:
-    """Delete rows older than version ``%s`` from the subtables and the table, then make it
+    """Delete rows older than version ``$1`` from the subtables and the table, then make it
     active; all no-ops if it is older than the active version (SPEC §10.5). Each statement
-    takes the version as its one parameter, twice where it is named twice."""
+    takes the version as its one parameter."""
     active = (
         f"(SELECT active_version FROM {OURS}.tables WHERE schema_name = {literal(schema)} "
         f"AND table_name = {literal(top)})"
     )
-    newer = f"%(v)s::bigint >= coalesce({active}, %(v)s::bigint)"
+    newer = f"$1::bigint >= coalesce({active}, $1::bigint)"
     deletes = [
         f"DELETE FROM {table_ref(schema, t)} WHERE ({quote(TABLE_VERSION)} IS NULL "
-        f"OR {quote(TABLE_VERSION)} < %(v)s::bigint) AND {newer}"
+        f"OR {quote(TABLE_VERSION)} < $1::bigint) AND {newer}"
         for t in tables
     ]
     activate = (
-        f"UPDATE {OURS}.tables SET active_version = %(v)s::bigint "
+        f"UPDATE {OURS}.tables SET active_version = $1::bigint "
         f"WHERE schema_name = {literal(schema)} AND table_name = {literal(top)} AND {newer}"
     )
     return [*deletes, activate]

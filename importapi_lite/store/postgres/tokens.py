@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 import psycopg
 
 from ...errors import ServiceUnavailable
+from ...settings import DestinationUrl
+from ..destination import DestinationUnavailable
 from ..tokens import (
     DEFAULT_INTEGRATION,
     INTEGRATION_STATES,
@@ -54,6 +56,12 @@ FROM {OURS}.tokens t JOIN {OURS}.integrations i ON i.name = t.integration
 """
 
 
+def unreachable(url: str, exc: BaseException) -> str:
+    """Why PostgreSQL at ``url`` (its password hidden) cannot be reached, in one line."""
+    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot reach PostgreSQL at {DestinationUrl(url).shown()}: {why}"
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -63,7 +71,10 @@ class PostgresTokenStore:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._db = psycopg.connect(url, autocommit=True, connect_timeout=2)
+        try:
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=2)
+        except psycopg.OperationalError as exc:
+            raise DestinationUnavailable(unreachable(url, exc)) from None
         with self._transaction() as db:
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended('importapi-lite', 0))")
             for statement in METADATA_DDL:

@@ -140,11 +140,15 @@ async def open_table(
 def _candidate_files(data_dir: Path, client_id: int, integration: str, table: str) -> list[Path]:
     # A subtable lives in its top-level table's file, and "a__b__c" may be table "a__b"'s
     # subtable "c" or table "a"'s subtable "b__c": try every prefix, longest first.
+    # The rejected records' file holds no table: a rejected record may be named after it.
     parts = table.split("__")
     paths = []
     for n in range(len(parts), 0, -1):
+        top = "__".join(parts[:n])
+        if top == REJECTED_TABLE:
+            continue
         try:
-            paths.append(table_path(data_dir, client_id, integration, "__".join(parts[:n])))
+            paths.append(table_path(data_dir, client_id, integration, top))
         except NameTooLong:
             continue
     return paths
