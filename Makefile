@@ -58,10 +58,12 @@ fuzz: $(STAMP)
 	IMPORTAPI_LITE_FUZZ=deep $(BIN)/pytest -q -p no:cacheprovider tests/test_fuzz_endpoints.py
 
 # The crash test: 25 SIGKILLs (and 5 SIGTERMs) under concurrent load; nothing acknowledged is lost.
+# Then the same on PostgreSQL, which is restarted too, under load and while the server is down.
 # Then the load test: 64 senders for 60 s; expected answers only, newest acked versions stored,
 # RSS bounded (figures: req/s, records/s, p50/p99 by endpoint, peak RSS).
 stress: $(STAMP)
 	$(BIN)/python bench/crash.py --kills 25 --sigterms 5 --senders 8
+	$(BIN)/python bench/crash.py --destination postgresql --kills 10 --sigterms 2 --pg-restarts 5 --senders 8
 	$(BIN)/python bench/load.py --senders 64 --seconds 60
 
 # Security: bandit reads the package for risky code (its skips and their reasons: pyproject.toml

@@ -9,7 +9,16 @@ each restart the server must answer ``/v2/import/status`` with 200, ``PRAGMA int
 must be ``ok`` for every database file, and every record that got a 2xx must be read back with
 ``sqlite3``, parent row and subtable rows, at its acknowledged sequence or a newer one it was sent.
 
+``--destination postgresql`` runs the same against a throwaway PostgreSQL cluster of its own
+(``tests/pg_cluster.py``), and ``--pg-restarts`` restarts PostgreSQL at random moments: under load
+(the server answers 503 meanwhile, and must recover by itself), or while the server is down (a
+start then fails, as the server connects at start-up, and is retried until PostgreSQL is back).
+The records are read back with psycopg in one snapshot; instead of ``PRAGMA integrity_check``,
+``amcheck`` verifies every B-tree index against its table, no key is stored twice, no subtable
+row lacks its parent row, and every stored row is a data point as it was sent, whole.
+
     make stress                                     # or: .venv/bin/python bench/crash.py --kills 20
+    .venv/bin/python bench/crash.py --destination postgresql --kills 10 --pg-restarts 5
 
 ``tests/test_crash.py`` imports this file and runs a short form (``run(...)``) in CI.
 """
@@ -37,6 +46,9 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CLIENT_ID = 7723
 INTEGRATION = "import_api"
@@ -60,6 +72,9 @@ BATCH_SCHEMA = {
     },
 }
 RETRYABLE = {429, 500, 502, 503, 504}  # answers a client retries; 5xx other than 503 are counted
+DESTINATIONS = ("sqlite", "postgresql")
+RECOVERY_TIMEOUT_S = 30  # after PostgreSQL is back, the server must answer 200 again by then
+START_TIMEOUT_S = 60  # a start that fails while PostgreSQL is down, or the retries after it
 
 
 def free_port() -> int:
@@ -73,20 +88,32 @@ def table_file(data_dir: Path, table: str) -> Path:
     return data_dir / str(CLIENT_ID) / INTEGRATION / f"{quote(table)}.sqlite3"
 
 
-class Server:
-    """``importapi-lite serve`` as a child process on one port, restartable; output to a log."""
+class Exited(RuntimeError):
+    """The server process ended before it answered."""
 
-    def __init__(self, data_dir: Path, log: Path, *extra: str) -> None:
+
+class Server:
+    """``importapi-lite serve`` as a child process on one port, restartable; output to a log.
+
+    With a ``destination`` (a PostgreSQL URL) the token is made there, and every start uses it.
+    """
+
+    def __init__(
+        self, data_dir: Path, log: Path, *extra: str, destination: str | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.log = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.extra = extra
+        where = ["--destination", destination] if destination else []
+        self.extra = (*extra, *where)
         self.process: subprocess.Popen[bytes] | None = None
+        self.refused_exit_codes: list[int] = []  # starts that failed: the destination was down
+        self.refused_tracebacks = 0  # what those failed starts printed
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
         created = subprocess.run(
             [sys.executable, "-m", "importapi_lite", "tokens", "create"]
-            + ["--client-id", str(CLIENT_ID), "--data-dir", str(data_dir)],
+            + ["--client-id", str(CLIENT_ID), "--data-dir", str(data_dir), *where],
             capture_output=True,
             text=True,
             check=True,
@@ -111,7 +138,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.tail()}")
+                raise Exited(f"server exited with {self.process.returncode}:\n{self.tail()}")
             try:
                 async with session.get(self.url + "/v2/import/status") as response:
                     await response.read()
@@ -119,6 +146,58 @@ class Server:
             except (aiohttp.ClientError, OSError):
                 await asyncio.sleep(0.02)
         raise RuntimeError(f"server did not answer within {timeout} s:\n{self.tail()}")
+
+    async def wait_healthy(
+        self, session: aiohttp.ClientSession, timeout: float = RECOVERY_TIMEOUT_S
+    ) -> float:
+        """Poll ``/v2/import/status`` until it answers 200 (not 503); the seconds it took."""
+        started = time.monotonic()
+        while await self.wait_ready(session, timeout) != 200:
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"status not 200 within {timeout} s:\n{self.tail()}")
+            await asyncio.sleep(0.05)
+        return time.monotonic() - started
+
+    async def start_refused(self, timeout: float = START_TIMEOUT_S) -> int:
+        """Start while the destination is down: the process must exit (it connects at
+        start-up) rather than serve; its exit code."""
+        offset = self._log_size()
+        self.start()
+        assert self.process is not None
+        try:
+            code = await asyncio.to_thread(self.process.wait, timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"a start with the destination down hangs:\n{self.tail()}") from None
+        self.refused_exit_codes.append(code)
+        self.refused_tracebacks += self._log_since(offset).count("Traceback")
+        return code
+
+    async def start_until_ready(
+        self, session: aiohttp.ClientSession, timeout: float = START_TIMEOUT_S
+    ) -> int:
+        """Start, and again each time the process exits before it answers (PostgreSQL not
+        back yet), as a supervisor would; the status it answers first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            offset = self._log_size()
+            self.start()
+            try:
+                return await self.wait_ready(session)
+            except Exited:
+                assert self.process is not None
+                self.refused_exit_codes.append(self.process.returncode)
+                self.refused_tracebacks += self._log_since(offset).count("Traceback")
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+    def _log_size(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def _log_since(self, offset: int) -> str:
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -198,15 +277,30 @@ class Report:
     exit_code_on_sigterm: int | None = None  # the last stop, once the senders are done
     sigterm_exit_codes: list[int] = field(default_factory=list)  # SIGTERMs under load
     duration_s: float = 0.0
+    # PostgreSQL only. databases_checked then counts tables (each with its indexes) checked.
+    destination: str = "sqlite"
+    pg_restarts: int = 0
+    pg_restarts_server_down: int = 0  # of those, while the server was down
+    pg_recovery_s: float = 0.0  # the longest wait for 200 once PostgreSQL was back under load
+    refused_exit_codes: list[int] = field(default_factory=list)  # starts while PostgreSQL down
 
     def summary(self) -> str:
+        checked = "database" if self.destination == "sqlite" else "table"
+        postgres = (
+            ""
+            if self.destination == "sqlite"
+            else f"PG restarts {self.pg_restarts} ({self.pg_restarts_server_down} with the "
+            f"server down; server back to 200 within {self.pg_recovery_s:.1f} s at most "
+            f"under load; exit codes of the starts while PostgreSQL was down "
+            f"{self.refused_exit_codes}), "
+        )
         return (
             f"kills {self.kills} ({self.kills_mid_request} with requests in flight, "
-            f"{self.requests_cut} requests cut), clean restarts {self.restarts_clean}, "
+            f"{self.requests_cut} requests cut), {postgres}clean restarts {self.restarts_clean}, "
             f"requests acknowledged {self.requests_acknowledged} of {self.requests_sent} sent, "
             f"records acknowledged {self.records_acknowledged} ({self.keys_acknowledged} keys), "
             f"records lost {self.records_lost}, integrity failures "
-            f"{len(self.integrity_failures)} in {self.databases_checked} database checks, "
+            f"{len(self.integrity_failures)} in {self.databases_checked} {checked} checks, "
             f"statuses {dict(sorted(self.statuses.items()))}, "
             f"server tracebacks {self.server_tracebacks}, "
             f"exit codes on SIGTERM under load {self.sigterm_exit_codes}, "
@@ -371,7 +465,13 @@ def stored(data_dir: Path, table: str) -> dict[str, tuple[int, Version]]:
 
 def losses(data_dir: Path, ledger: Ledger) -> list[tuple[tuple[str, str], str]]:
     """Every acknowledged record missing, older than acknowledged, or not as it was sent."""
-    found = {table: stored(data_dir, table) for table in CHILDREN}
+    return compare({table: stored(data_dir, table) for table in CHILDREN}, ledger)
+
+
+def compare(
+    found: dict[str, dict[str, tuple[int, Version]]], ledger: Ledger
+) -> list[tuple[tuple[str, str], str]]:
+    """``losses``, of what was read from any destination."""
     problems = []
     for (table, key), acked in list(ledger.acked.items()):
         got = found[table].get(key)
@@ -391,6 +491,150 @@ def losses(data_dir: Path, ledger: Ledger) -> list[tuple[tuple[str, str], str]]:
     return problems
 
 
+class Postgres:
+    """A throwaway PostgreSQL cluster (``tests/pg_cluster.py``) with one database for the
+    server, ``amcheck`` in it; what it holds is read back with psycopg."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(ROOT))
+        from tests.pg_cluster import INSTALL, Cluster, server_binaries
+
+        binaries = server_binaries()
+        if binaries is None:
+            raise RuntimeError(f"PostgreSQL's server binaries are missing: {INSTALL}")
+        self.cluster = Cluster(binaries)
+        self.cluster.start()
+        try:
+            self.url = self.cluster.create_database("crash")
+            with psycopg.connect(self.url, autocommit=True) as db:
+                db.execute("CREATE EXTENSION amcheck")
+        except BaseException:
+            self.cluster.stop()
+            raise
+
+    def stop(self, keep: bool = False) -> None:
+        """Stop it; and remove its files unless ``keep``."""
+        if keep:
+            self.cluster.halt()
+        else:
+            self.cluster.stop()
+
+    def read(
+        self, ledger: Ledger
+    ) -> tuple[dict[str, dict[str, tuple[int, Version]]], list[str], int]:
+        """Each table's keys as ``stored`` reads them, all in one snapshot of the database; the
+        integrity problems; and how many tables (ours and the integration's) were checked."""
+        with psycopg.connect(self.url, autocommit=True) as db:
+            problems, tables = pg_index_check(db)
+            with db.transaction():
+                db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                present = {
+                    name
+                    for (name,) in db.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = %s", (INTEGRATION,)
+                    )
+                }
+                found = {}
+                for table in CHILDREN:
+                    found[table], torn = pg_stored(db, table, present, ledger)
+                    problems += torn
+                problems += pg_duplicates_and_orphans(db, present)
+        return found, problems, tables
+
+
+def pg_table(table: str) -> str:
+    return f'"{INTEGRATION}"."{table}"'
+
+
+def pg_index_check(db: psycopg.Connection[Any]) -> tuple[list[str], int]:
+    """``amcheck`` on every B-tree index of ours and of the integration: its structure, and
+    every table row found in it (``heapallindexed``), as ``PRAGMA integrity_check`` does for
+    SQLite's files; the problems, and how many tables have their indexes checked. Each index in
+    a transaction of its own (autocommit): one failure does not hide the others."""
+    indexes = db.execute(
+        "SELECT i.indexrelid::regclass::text, i.indrelid FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND n.nspname IN (%s, %s) "
+        "ORDER BY 1",
+        (INTEGRATION, "_importapi"),
+    ).fetchall()
+    problems = []
+    for index, _table in indexes:
+        try:
+            db.execute("SELECT bt_index_check(%s::regclass, true)", (index,))
+        except psycopg.Error as exc:
+            problems.append(f"index {index}: {type(exc).__name__}: {exc}")
+    return problems, len({table for _index, table in indexes})
+
+
+def pg_stored(
+    db: psycopg.Connection[Any], table: str, present: set[str], ledger: Ledger
+) -> tuple[dict[str, tuple[int, Version]], list[str]]:
+    """A table's keys as ``stored`` reads them from SQLite; and its torn rows: subtable rows of
+    another data point than their parent row's (another ``_sdc_sequence``), level ids that are
+    not 0, 1, 2…, or a row that is not the data point sent for its key at its sequence."""
+    child = f"{table}__{CHILDREN[table]}"
+    child_columns = "value" if table == "customers" else "sku, qty"
+    if table not in present:
+        return {}, []  # made by the first commit that names it
+    parents = db.execute(
+        f"SELECT id, name, n, meta__a, _sdc_sequence FROM {pg_table(table)}"
+    ).fetchall()
+    kids: dict[str, list[tuple[Any, ...]]] = {}
+    levels: dict[str, list[tuple[int, int]]] = {}
+    if child in present:
+        for row in db.execute(
+            f"SELECT _sdc_source_key_id, _sdc_level_0_id, _sdc_sequence, {child_columns} "
+            f"FROM {pg_table(child)} ORDER BY _sdc_source_key_id, _sdc_level_0_id"
+        ):
+            kids.setdefault(row[0], []).append(tuple(row[3:]))
+            levels.setdefault(row[0], []).append((row[1], row[2]))
+    found = {
+        key: (sequence, Version((name, n, a), tuple(kids.get(key, ()))))
+        for key, name, n, a, sequence in parents
+    }
+    torn = []
+    for key, (sequence, version) in found.items():
+        got = levels.get(key, [])
+        if [level for level, _ in got] != list(range(len(got))):
+            torn.append(f"{child} {key}: level ids {[level for level, _ in got]}")
+        if any(s != sequence for _, s in got):
+            torn.append(f"{child} {key}: sequences {[s for _, s in got]}, parent's {sequence}")
+        sent = ledger.sent.get((table, key), {}).get(sequence)
+        if version != sent:
+            torn.append(f"{table} {key} @ {sequence}: stored {version}, sent {sent}")
+    return found, torn
+
+
+def pg_duplicates_and_orphans(db: psycopg.Connection[Any], present: set[str]) -> list[str]:
+    """Keys stored twice (the primary keys' indexes should make it impossible: a check that
+    does not trust them), and subtable rows whose parent row is gone."""
+    problems = []
+    for table, child in CHILDREN.items():
+        sub = f"{table}__{child}"
+        if table in present:
+            for key, count in db.execute(
+                f"SELECT id, count(*) FROM {pg_table(table)} GROUP BY id HAVING count(*) > 1"
+            ):
+                problems.append(f"{table} {key}: {count} rows")
+        if sub in present:
+            for key, level, count in db.execute(
+                "SELECT _sdc_source_key_id, _sdc_level_0_id, count(*) "
+                f"FROM {pg_table(sub)} GROUP BY 1, 2 HAVING count(*) > 1"
+            ):
+                problems.append(f"{sub} {key} level {level}: {count} rows")
+            parent = pg_table(table) if table in present else None
+            orphans = (
+                f"SELECT DISTINCT _sdc_source_key_id FROM {pg_table(sub)} AS c"
+                if parent is None
+                else f"SELECT DISTINCT _sdc_source_key_id FROM {pg_table(sub)} AS c WHERE NOT "
+                f"EXISTS (SELECT 1 FROM {parent} AS p WHERE p.id = c._sdc_source_key_id)"
+            )
+            for (key,) in db.execute(orphans):
+                problems.append(f"{sub} {key}: rows without their parent row")
+    return problems
+
+
 async def run(
     kills: int = 20,
     senders: int = 8,
@@ -401,27 +645,153 @@ async def run(
     work_dir: Path | None = None,
     serve_args: tuple[str, ...] = (),
     verbose: bool = False,
+    destination: str = "sqlite",
+    pg_restarts: int = 0,
 ) -> Report:
-    """Kill and restart the server ``kills`` times under load; what survived each kill."""
+    """Kill and restart the server ``kills`` times under load; what survived each kill.
+
+    On ``destination="postgresql"``, against a cluster of its own, restarted ``pg_restarts``
+    times too; its files are kept, stopped, when something was lost or is not intact.
+    """
+    if destination not in DESTINATIONS:
+        raise ValueError(f"destination: one of {DESTINATIONS}, not {destination!r}")
+    if destination == "sqlite":
+        if pg_restarts:
+            raise ValueError("pg_restarts: PostgreSQL only")
+        return await _run(
+            kills, senders, sigterms, seed, uptime, downtime, work_dir, serve_args, verbose
+        )
+    postgres = await asyncio.to_thread(Postgres)
+    keep = True  # an exception: the data may tell why
+    try:
+        report = await _run(
+            kills,
+            senders,
+            sigterms,
+            seed,
+            uptime,
+            downtime,
+            work_dir,
+            serve_args,
+            verbose,
+            postgres,
+            pg_restarts,
+        )
+        keep = bool(report.losses or report.integrity_failures)
+        if keep:
+            report.losses.append(
+                f"PostgreSQL data kept in {postgres.cluster.data} (pg_ctl -D it start, as "
+                "the postgres user)"
+            )
+        return report
+    finally:
+        await asyncio.to_thread(postgres.stop, keep)
+
+
+def pg_restart_plan(rng: random.Random, stops: int, restarts: int) -> Counter[tuple[str, int]]:
+    """Where each PostgreSQL restart goes: ``("up", i)`` under load before stop ``i`` (or after
+    the last, ``i == stops``), ``("down", i)`` while the server is down after stop ``i``. Every
+    other one while the server is down, so that both kinds happen."""
+    plan: Counter[tuple[str, int]] = Counter()
+    for number in range(restarts):
+        if number % 2 and stops:
+            plan["down", rng.randrange(stops)] += 1
+        else:
+            plan["up", rng.randrange(stops + 1)] += 1
+    return plan
+
+
+async def _run(
+    kills: int,
+    senders: int,
+    sigterms: int,
+    seed: int,
+    uptime: tuple[float, float],
+    downtime: tuple[float, float],
+    work_dir: Path | None,
+    serve_args: tuple[str, ...],
+    verbose: bool,
+    postgres: Postgres | None = None,
+    pg_restarts: int = 0,
+) -> Report:
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="importapi-crash-", dir=work_dir))
-    server = Server(work / "data", work / "server.log", *serve_args)
+    server = Server(
+        work / "data",
+        work / "server.log",
+        *serve_args,
+        destination=None if postgres is None else postgres.url,
+    )
     ledger = Ledger()
-    report = Report()
+    report = Report(destination="sqlite" if postgres is None else "postgresql")
     sequences = itertools.count(1)
     stop = asyncio.Event()
     started = time.monotonic()
     lost_keys: set[tuple[str, str]] = set()
+    plan: Counter[tuple[str, int]] = Counter()
 
     def check() -> None:
         report.checks += 1
-        for path, result in integrity(server.data_dir).items():
-            report.databases_checked += 1
-            if result != "ok":
-                report.integrity_failures.append(f"check {report.checks}: {path}: {result}")
-        for key, problem in losses(server.data_dir, ledger):
+        if postgres is None:
+            for path, result in integrity(server.data_dir).items():
+                report.databases_checked += 1
+                if result != "ok":
+                    report.integrity_failures.append(f"check {report.checks}: {path}: {result}")
+            problems = losses(server.data_dir, ledger)
+        else:
+            found, failures, tables = postgres.read(ledger)
+            report.databases_checked += tables
+            report.integrity_failures += [f"check {report.checks}: {f}" for f in failures]
+            problems = compare(found, ledger)
+        for key, problem in problems:
             lost_keys.add(key)
             report.losses.append(f"check {report.checks}: {problem}")
+
+    async def live(session: aiohttp.ClientSession, slot: int) -> None:
+        """The load runs a while, PostgreSQL restarted in it as many times as planned."""
+        for _ in range(plan["up", slot]):
+            await asyncio.sleep(rng.uniform(*uptime))
+            await restart_postgres(session)
+        await asyncio.sleep(rng.uniform(*uptime))
+
+    async def restart_postgres(session: aiohttp.ClientSession) -> None:
+        """PostgreSQL stopped and started again under load: the server answers 503 meanwhile,
+        then 200 again by itself; nothing it acknowledged is lost."""
+        assert postgres is not None
+        await asyncio.to_thread(postgres.cluster.halt)
+        await asyncio.sleep(rng.uniform(*downtime))
+        await asyncio.to_thread(postgres.cluster.resume)
+        report.pg_restarts += 1
+        report.pg_recovery_s = max(report.pg_recovery_s, await server.wait_healthy(session))
+        check()
+        if verbose:
+            print(
+                f"PG restart {report.pg_restarts} under load: acknowledged "
+                f"{ledger.records_acked} records, lost so far {len(lost_keys)}",
+                flush=True,
+            )
+
+    async def restart_server(session: aiohttp.ClientSession, slot: int) -> int:
+        """The server started again, its first answer's status; on PostgreSQL, restarted first
+        as many times as planned: a start while it is down fails, and is retried until it is
+        back (each start meanwhile connects at start-up, and exits)."""
+        if postgres is None:
+            server.start()
+            return await server.wait_ready(session)
+        resumed: asyncio.Task[None] | None = None
+        for _ in range(plan["down", slot]):
+            if resumed is not None:
+                await resumed
+            await asyncio.to_thread(postgres.cluster.halt)
+            report.pg_restarts += 1
+            report.pg_restarts_server_down += 1
+            await server.start_refused()
+            resumed = asyncio.create_task(asyncio.to_thread(postgres.cluster.resume))
+        try:
+            return await server.start_until_ready(session)
+        finally:
+            if resumed is not None:
+                await resumed
 
     timeout = aiohttp.ClientTimeout(total=60)
     connector = aiohttp.TCPConnector(limit=senders + 2)
@@ -441,8 +811,9 @@ async def run(
             try:
                 stops = ["SIGKILL"] * kills + ["SIGTERM"] * sigterms
                 rng.shuffle(stops)
+                plan = pg_restart_plan(rng, len(stops), pg_restarts)
                 for number, how in enumerate(stops, 1):
-                    await asyncio.sleep(rng.uniform(*uptime))
+                    await live(session, number - 1)
                     if how == "SIGTERM":  # graceful: in-flight requests finish, then exit 0
                         report.sigterm_exit_codes.append(await server.stop_gracefully())
                     else:
@@ -451,17 +822,20 @@ async def run(
                         server.kill()
                         report.kills += 1
                     await asyncio.sleep(rng.uniform(*downtime))
-                    server.start()
-                    if await server.wait_ready(session) == 200:
+                    if await restart_server(session, number - 1) == 200:
                         report.restarts_clean += 1
                     check()
                     if verbose:
+                        down = plan["down", number - 1]
                         print(
                             f"{how} {number}/{len(stops)}: acknowledged {ledger.records_acked} "
-                            f"records, lost so far {len(lost_keys)}",
+                            f"records, lost so far {len(lost_keys)}"
+                            + (
+                                f" (PG restarted {down}x while the server was down)" if down else ""
+                            ),
                             flush=True,
                         )
-                await asyncio.sleep(rng.uniform(*uptime))
+                await live(session, len(stops))
             finally:
                 stop.set()
                 await asyncio.gather(*tasks)
@@ -476,7 +850,9 @@ async def run(
     report.keys_acknowledged = len(ledger.acked)
     report.records_lost = len(lost_keys)
     report.statuses = dict(ledger.statuses)
-    report.server_tracebacks = server.log.read_text(errors="replace").count("Traceback")
+    tracebacks = server.log.read_text(errors="replace").count("Traceback")
+    report.server_tracebacks = tracebacks - server.refused_tracebacks  # refused: as expected
+    report.refused_exit_codes = server.refused_exit_codes
     report.duration_s = time.monotonic() - started
     if not report.losses and not report.integrity_failures:
         shutil.rmtree(work)
@@ -496,14 +872,42 @@ def main() -> int:
     parser.add_argument(
         "--durability", choices=("fsync", "fast"), default="fsync", help="the server's [fsync]"
     )
+    parser.add_argument(
+        "--destination",
+        choices=DESTINATIONS,
+        default="sqlite",
+        help="sqlite files, or a PostgreSQL cluster of its own [sqlite]",
+    )
+    parser.add_argument(
+        "--pg-restarts",
+        type=int,
+        default=0,
+        help="PostgreSQL restarts, under load or with the server down (postgresql only) [0]",
+    )
     args = parser.parse_args()
+    if args.pg_restarts and args.destination != "postgresql":
+        parser.error("--pg-restarts needs --destination postgresql")
     serve_args = ("--durability", args.durability)
     report = asyncio.run(
-        run(args.kills, args.senders, args.sigterms, args.seed, serve_args=serve_args, verbose=True)
+        run(
+            args.kills,
+            args.senders,
+            args.sigterms,
+            args.seed,
+            serve_args=serve_args,
+            verbose=True,
+            destination=args.destination,
+            pg_restarts=args.pg_restarts,
+        )
+    )
+    postgres = (
+        ""
+        if args.destination == "sqlite"
+        else f", --destination postgresql, {args.pg_restarts} PostgreSQL restarts"
     )
     print(
         f"importapi-lite crash test: seed {args.seed}, {args.senders} senders, "
-        f"--durability {args.durability}"
+        f"--durability {args.durability}{postgres}"
     )
     print(report.summary())
     for problem in report.integrity_failures + report.losses[:50]:
@@ -514,6 +918,7 @@ def main() -> int:
         or report.restarts_clean != report.kills + len(report.sigterm_exit_codes) + 1
         or report.exit_code_on_sigterm != 0
         or any(report.sigterm_exit_codes)
+        or report.pg_restarts != args.pg_restarts
     )
     return 1 if failed else 0
 

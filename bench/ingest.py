@@ -1,17 +1,22 @@
 """Ingest benchmark: the server against the bare SQLite ceiling and a bare aiohttp handler, side
-by side in one run, printed as one table of medians and ratios beside issue 5's targets.
+by side in one run, printed as one table of medians and ratios beside issue 5's targets; then
+issue 18's: /batch into PostgreSQL against a bare COPY upsert, and 1-record pushes from
+``--processes 2`` against one process, for both destinations and the bare aiohttp app.
 
 Not a test: it reports figures (medians of ``--runs`` runs after a warm-up). The servers run as
 their own processes, as in production; this process only sends requests and times them, except
 the 1-record load, which comes from yet another process (wrk, or ``loadgen.py``).
 
     make bench                      # or: .venv/bin/python bench/ingest.py --runs 5
-    .venv/bin/python bench/ingest.py --quick    # every figure from small sizes, < 2 minutes
+    .venv/bin/python bench/ingest.py --quick    # every figure from small sizes, about 2 minutes
+    .venv/bin/python bench/ingest.py --quick --only postgres,processes    # issue 18's alone
 
 Modules, one per concern: ``workload`` (what is sent), ``servers`` (the processes), ``ceiling``
 (bare sqlite3), ``batch_cases`` and ``big_table`` (/batch), ``push_cases`` (/push),
 ``server_load`` (64 connections), ``resources`` (start-up, RSS, WAL), ``costs`` (where a body's
-time goes, and the loading model's cost by record shape), ``report`` (the table).
+time goes, and the loading model's cost by record shape), ``postgres`` (a throwaway cluster;
+its cases are skipped without PostgreSQL's binaries), ``postgres_cases`` (/batch into it),
+``process_load`` (2 processes vs 1), ``report`` (the table).
 """
 
 from __future__ import annotations
@@ -27,17 +32,35 @@ import aiohttp
 import batch_cases
 import big_table
 import costs
+import postgres
+import postgres_cases
+import process_load
 import push_cases
 import resources
 import server_load
 import servers
-from options import Options, parse
+from options import Options, parse, wanted
 from report import Row, mib, print_table, stage
 from servers import Server, create_token
 from workload import batch_body, records
 
 
 async def run(options: Options, work: Path) -> list[Row]:
+    rows = await sqlite_cases(options, work) if wanted(options, "sqlite") else []
+    if not (wanted(options, "postgres") or wanted(options, "processes")):
+        return rows
+    with stage("issue 18, with a PostgreSQL cluster"), postgres.start() as pg:
+        if wanted(options, "postgres"):
+            with stage("PostgreSQL /batch against a bare COPY upsert"):
+                async with aiohttp.ClientSession(timeout=big_table.TIMEOUT) as session:
+                    rows += await postgres_cases.batch_cases(session, pg, work, options)
+        if wanted(options, "processes"):
+            with stage(f"/push, {options.connections} connections, 2 processes vs 1"):
+                rows += process_load.process_cases(work, options, pg)
+    return rows
+
+
+async def sqlite_cases(options: Options, work: Path) -> list[Row]:
     with stage("where a body's time goes, in this process"):
         explained = await costs.run(options)
     with stage(f"pre-filling the {options.big_rows:,}-row table"):

@@ -1,5 +1,6 @@
 """A load generator in its own process, for when wrk is not installed: ``--connections`` clients
 each posting 1-record pushes back to back for ``--seconds``, every record with a key of its own.
+``--table`` may name several tables, comma-separated: the clients take them in turn.
 
 Prints one line, ``BENCH_JSON {...}``, as ``push_one.lua`` does under wrk. The token comes from
 ``BENCH_TOKEN`` (not the command line, which other users can read).
@@ -46,6 +47,7 @@ async def client(
 
 
 async def generate(url: str, table: str, connections: int, seconds: float) -> dict[str, float]:
+    tables = table.split(",")
     headers = {
         "Authorization": f"Bearer {os.environ['BENCH_TOKEN']}",
         "Content-Type": "application/json",
@@ -61,7 +63,15 @@ async def generate(url: str, table: str, connections: int, seconds: float) -> di
         deadline = started + seconds
         await asyncio.gather(
             *(
-                client(session, url + "/v2/import/push", table, n, deadline, answers, errors)
+                client(
+                    session,
+                    url + "/v2/import/push",
+                    tables[n % len(tables)],
+                    n,
+                    deadline,
+                    answers,
+                    errors,
+                )
                 for n in range(connections)
             )
         )

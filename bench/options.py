@@ -27,6 +27,7 @@ class Options:
     uploads: int = 64
     upload_records: int = 20_000  # per upload, padded to near 4 MiB
     wal_minutes: float = 5.0
+    only: str = ""  # comma-separated PARTS; empty: all of them
 
 
 QUICK = Options(
@@ -41,6 +42,7 @@ QUICK = Options(
     upload_records=400,
     wal_minutes=0.5,
 )
+PARTS = ("sqlite", "postgres", "processes")
 
 HELP = {
     "runs": "measured runs per case, after one warm-up; figures are medians",
@@ -58,6 +60,9 @@ HELP = {
     "uploads": "concurrent /batch uploads of about 4 MiB while peak RSS is measured",
     "upload_records": "records per upload of the peak-RSS case, padded to near 4 MiB",
     "wal_minutes": "minutes of sustained /batch load while the -wal files are sampled",
+    "only": "the parts to run, comma-separated: sqlite (issue 5's figures), postgres (/batch "
+    "into PostgreSQL against a bare COPY upsert), processes (1-record pushes, --processes 2 vs "
+    "1); all when empty",
 }
 CHOICES = {"durability": ("fsync", "fast"), "load_generator": ("auto", "wrk", "python")}
 
@@ -65,7 +70,7 @@ CHOICES = {"durability": ("fsync", "fast"), "load_generator": ("auto", "wrk", "p
 def parse(argv: list[str] | None = None, description: str = "") -> Options:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
-        "--quick", action="store_true", help="small sizes: a smoke run of every figure, < 2 min"
+        "--quick", action="store_true", help="small sizes: a smoke run of every figure, about 2 min"
     )
     for f in dataclasses.fields(Options):
         kind = float if f.type == "float" else int if f.type == "int" else str
@@ -81,4 +86,11 @@ def parse(argv: list[str] | None = None, description: str = "") -> Options:
     options = dataclasses.replace(preset, **given)
     if options.big_rows < 2 * options.records:
         parser.error("--big-rows must be at least twice --records")
+    unknown = set(options.only.split(",")) - {"", *PARTS}
+    if unknown:
+        parser.error(f"--only takes {', '.join(PARTS)}, not {', '.join(sorted(unknown))}")
     return options
+
+
+def wanted(options: Options, part: str) -> bool:
+    return not options.only or part in options.only.split(",")

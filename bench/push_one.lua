@@ -1,5 +1,6 @@
 -- wrk script: 1-record pushes, every one with a key of its own, so the rows committed can be
 -- counted against the 2xx answers. Run as: wrk -s push_one.lua URL -- TABLE (token in BENCH_TOKEN).
+-- TABLE may name several tables, comma-separated: the requests take them in turn.
 -- done() prints one line, BENCH_JSON {...}, in the shape bench/loadgen.py prints it.
 
 local threads = {}
@@ -11,7 +12,10 @@ function setup(thread)
 end
 
 function init(args)
-  table_name = args[1]
+  tables = {}
+  for name in string.gmatch(args[1], "[^,]+") do
+    table.insert(tables, name)
+  end
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
@@ -19,6 +23,7 @@ end
 
 function request()
   counter = counter + 1
+  local table_name = tables[counter % #tables + 1]
   local body = string.format(
     '[{"client_id":7723,"table_name":"%s","sequence":%d,"action":"upsert",' ..
     '"key_names":["id"],"data":{"id":"%d-%d","v":%d}}]',

@@ -84,10 +84,11 @@ def importapi_command() -> list[str]:
     return [sys.executable, "-m", "importapi_lite"]
 
 
-def create_token(data_dir: Path) -> str:
+def create_token(data_dir: Path, destination: str | None = None) -> str:
+    """A token for ``CLIENT_ID``, saved under ``data_dir``, or in ``destination``'s database."""
+    where = ["--destination", destination] if destination else ["--data-dir", str(data_dir)]
     created = subprocess.run(
-        [*importapi_command(), "tokens", "create", "--client-id", str(CLIENT_ID)]
-        + ["--data-dir", str(data_dir)],
+        [*importapi_command(), "tokens", "create", "--client-id", str(CLIENT_ID), *where],
         capture_output=True,
         text=True,
         env=clean_env(),
@@ -124,6 +125,27 @@ def wait_for_200(
     raise RuntimeError(f"{process.args!r} gave no 200 on {path} within {timeout} s")
 
 
+def wait_for_listeners(port: int, count: int, timeout: float = 30) -> None:
+    """Wait until ``count`` sockets listen on ``port`` (``SO_REUSEPORT``: one a process), so a
+    load meets every process, not the first one ready."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if _listening(port) >= count:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"fewer than {count} processes listen on port {port} after {timeout} s")
+
+
+def _listening(port: int) -> int:
+    found = 0
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found += 1  # state 0A: LISTEN
+    return found
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -135,8 +157,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class Server:
-    """``importapi-lite serve`` on a free port over ``data_dir``; ``startup`` is the seconds from
-    exec to the first 200 on ``/v2/import/status``."""
+    """``importapi-lite serve`` on a free port over ``data_dir`` (or the PostgreSQL database at
+    ``destination``), in ``processes`` processes; ``startup`` is the seconds from exec to the
+    first 200 on ``/v2/import/status``."""
 
     def __init__(
         self,
@@ -144,14 +167,21 @@ class Server:
         token: str,
         durability: str,
         max_body_bytes: int = MAX_BODY_BYTES,
+        *,
+        destination: str | None = None,
+        processes: int = 1,
     ) -> None:
         self.data_dir = data_dir
         self.token = token
+        self.destination = destination
+        self.processes = processes
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [*importapi_command(), "serve", "--port", str(self.port)]
         command += ["--data-dir", str(data_dir), "--durability", durability, *SERVE_ARGS]
-        command += ["--max-body-bytes", str(max_body_bytes)]
+        command += ["--max-body-bytes", str(max_body_bytes), "--processes", str(processes)]
+        if destination:
+            command += ["--destination", destination]
         log = data_dir.parent / f"{data_dir.name}-server-{self.port}.log"
         with log.open("wb") as output:
             started = time.perf_counter()
@@ -160,10 +190,11 @@ class Server:
             )
         try:
             wait_for_200(self.process, self.port, "/v2/import/status", timeout=30, log=log)
+            self.startup = time.perf_counter() - started
+            wait_for_listeners(self.port, processes)
         except BaseException:
             stop(self.process)
             raise
-        self.startup = time.perf_counter() - started
 
     @property
     def headers(self) -> dict[str, str]:
@@ -185,18 +216,21 @@ class Server:
 
 
 class BareApp:
-    """``bench/bare_app.py``: an aiohttp handler answering 201 to a POST, the floor of a server."""
+    """``bench/bare_app.py``: an aiohttp handler answering 201 to a POST, the floor of a server,
+    in ``processes`` processes on the one port as ``serve --processes`` runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, processes: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "bare_app.py"), "--port", str(self.port)],
+            [*command, "--processes", str(processes)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
             wait_for_200(self.process, self.port, "/", timeout=30)
+            wait_for_listeners(self.port, processes)
         except BaseException:
             stop(self.process)
             raise

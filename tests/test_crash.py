@@ -1,5 +1,6 @@
-"""The crash test's short form: a few SIGKILLs under concurrent load lose nothing acknowledged;
-and a push spanning several tables, cut between its tables' commits, converges on retry.
+"""The crash test's short form: a few SIGKILLs under concurrent load lose nothing acknowledged,
+on SQLite and on PostgreSQL (restarted too, under load and while the server is down); and a push
+spanning several tables, cut between its tables' commits, converges on retry.
 
 ``make stress`` runs the same harness (``bench/crash.py``) with many more kills and prints the
 figures.
@@ -23,6 +24,7 @@ from importapi_lite.store.sqlite.tokens import SqliteTokenStore
 from importapi_lite.store.tokens import DEFAULT_INTEGRATION
 
 from .helpers import JSON, load_crash, record
+from .pg_cluster import require_binaries
 
 # Servers killed with SIGKILL and restarted: a process of its own each time.
 pytestmark = [pytest.mark.crash, pytest.mark.serve]
@@ -43,6 +45,37 @@ async def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path) -
     assert set(report.statuses) <= {"201", "connection error"}, report.summary()
     assert report.server_tracebacks == 0
     assert report.sigterm_exit_codes == [0] and report.exit_code_on_sigterm == 0
+
+
+async def test_sigkills_and_postgresql_restarts_lose_no_acknowledged_record(
+    tmp_path: Path,
+) -> None:
+    require_binaries()
+    crash = load_crash()
+    report = await crash.run(
+        kills=2,
+        senders=4,
+        seed=6,
+        uptime=(0.2, 0.8),
+        work_dir=tmp_path,
+        destination="postgresql",
+        pg_restarts=2,
+    )
+    assert report.kills == 2 and report.kills_mid_request >= 1, report.summary()
+    # One restart under load, one while the server was down (a start then fails, and is
+    # retried until PostgreSQL is back: exit codes of the failed starts, not 0).
+    assert (report.pg_restarts, report.pg_restarts_server_down) == (2, 1), report.summary()
+    assert report.refused_exit_codes and 0 not in report.refused_exit_codes, report.summary()
+    assert report.restarts_clean == 3, report.summary()  # the first start and each restart
+    assert report.records_acknowledged > 0 and report.keys_acknowledged > 0, report.summary()
+    assert report.integrity_failures == [], report.summary()
+    assert report.losses == [] and report.records_lost == 0, report.summary()
+    # At every check, each table and subtable of the integration (and ours), indexes and all.
+    assert report.databases_checked >= report.checks * 2 * len(crash.CHILDREN), report.summary()
+    # PostgreSQL down: 503, as Stitch's clients retry it; a 500 or a hang would be a bug.
+    assert set(report.statuses) <= {"201", "503", "connection error"}, report.summary()
+    assert report.server_tracebacks == 0, report.summary()
+    assert report.exit_code_on_sigterm == 0
 
 
 # A push that spans several tables is loaded one transaction per table; if the process dies
