@@ -4,7 +4,8 @@
   (what real clients sent, recorded), ``SYSTEM_COLUMN`` (the loading model's own columns).
 - Talking HTTP: ``Reply`` (an answer read whole, whoever read it), ``Api`` (the aiohttp test client
   with a push token: ``push``, ``validate``, ``batch``), ``Admin`` (the same with the admin token,
-  paths under the admin prefix), ``free_port`` for a server process of a test's own.
+  paths under the admin prefix), ``free_port`` and ``serving`` for a server process of a test's
+  own.
 - Making data: ``make_token`` (a push token in a data directory), ``record`` (a push record).
 - Reading the store back as a user would, with the stdlib ``sqlite3`` from the documented paths:
   ``db_path``, ``db_rows``, ``table_meta``, ``rejected_rows``, ``table_files``.
@@ -16,10 +17,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import signal
 import socket
 import sqlite3
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -142,6 +151,59 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass
+class Serving:
+    """A server process of the test's own (``serving``)."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path  # its stdout and stderr
+
+
+@contextmanager
+def serving(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Serving]:
+    """``importapi-lite serve ARGS`` in a process of its own on a free port, as a user starts it:
+    none of this run's ``IMPORTAPI_LITE_*`` variables but those in ``env``. Yields once it
+    answers /v2/import/status; then SIGTERM, which must end it with status 0. Its output goes
+    to a log beside ``data_dir``, shown when it fails to start or stop."""
+    port = free_port()
+    log = data_dir.with_name(data_dir.name + ".log")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "importapi_lite", "serve", "--port", str(port)]
+            + ["--data-dir", str(data_dir), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**clean, **(env or {})},
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_serving(url, process, log)
+        yield Serving(url, port, process, log)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/v2/import/status", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert process.poll() is None, "the server exited:\n" + log.read_text()
+        assert time.monotonic() < deadline, "the server did not start:\n" + log.read_text()
+        time.sleep(0.05)
 
 
 # --- making data -------------------------------------------------------------------------------

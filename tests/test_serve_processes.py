@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -26,7 +25,7 @@ import pytest
 from importapi_lite import Settings
 from importapi_lite.cli import main
 
-from .helpers import BOTH_DESTINATIONS, CLIENT_ID, db_rows, free_port, make_token, rejected_rows
+from .helpers import BOTH_DESTINATIONS, CLIENT_ID, db_rows, make_token, rejected_rows, serving
 
 pytestmark = [pytest.mark.serve, BOTH_DESTINATIONS]
 
@@ -62,45 +61,14 @@ def push(url: str, token: str, records: list[dict[str, object]]) -> int:
         return error.code
 
 
-def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/v2/import/status", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        assert process.poll() is None, "the server exited"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def served(settings: Settings) -> Iterator[tuple[str, str, Settings, subprocess.Popen[bytes]]]:
     token = make_token(settings)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
-    env["IMPORTAPI_LITE_PROCESSES"] = "2"  # from the environment, as documented
-    env["IMPORTAPI_LITE_DESTINATION"] = settings.destination
-    process = subprocess.Popen(
-        [sys.executable, "-m", "importapi_lite", "serve", "--port", str(port)]
-        + ["--data-dir", str(settings.data_dir), "--workers", "0", "--durability", "fast"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, process)
-        yield url, token, settings, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
+    # From the environment, as documented.
+    env = {"IMPORTAPI_LITE_PROCESSES": "2", "IMPORTAPI_LITE_DESTINATION": settings.destination}
+    args = ["--workers", "0", "--durability", "fast"]
+    with serving(settings.data_dir, *args, env=env) as server:
+        yield server.url, token, settings, server.process
 
 
 def test_two_processes_converge_exactly_under_interleaved_senders_and_new_columns(

@@ -15,9 +15,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +31,7 @@ from .clients.harness import (
     client_env,
     install_clients,
 )
-from .helpers import CLIENT_ID, db_rows, free_port, rejected_rows, table_meta
+from .helpers import CLIENT_ID, db_rows, rejected_rows, serving, table_meta
 
 pytestmark = [pytest.mark.clients, pytest.mark.serve]
 
@@ -59,45 +56,13 @@ class Server:
     settings: Settings  # only its data_dir: for the readers in helpers.py
 
 
-def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/v2/import/status") as response:
-                assert response.status == 200
-                return
-        except OSError:
-            assert process.poll() is None, "the server exited:\n" + log.read_text()
-            assert time.monotonic() < deadline, "the server did not start:\n" + log.read_text()
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """``importapi-lite serve --dev-token`` on a free port, as documented; stopped with SIGTERM."""
     data_dir = tmp_path / "data"
-    port = free_port()
-    log = tmp_path / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "importapi_lite", "serve", "--dev-token"]
-            + ["--data-dir", str(data_dir), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_serving(url, process, log)
+    with serving(data_dir, "--dev-token") as served:
         token = (data_dir / "dev-token").read_text().strip()
-        yield Server(url, token, Settings(data_dir=data_dir))
-        process.terminate()
-        assert process.wait(timeout=20) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        yield Server(served.url, token, Settings(data_dir=data_dir))
 
 
 def run_pipeline(
