@@ -13,6 +13,7 @@ import decimal
 import io
 import logging
 import os
+import secrets
 import signal
 import sqlite3
 import uuid
@@ -28,7 +29,8 @@ from importapi_lite.plan.plans import plan_load, rebase
 from importapi_lite.store.sqlite import SCRATCH_DIR
 from importapi_lite.web.keys import workers_key
 
-from .helpers import TRANSIT, Api, db_rows, make_token, record
+from .helpers import TRANSIT, Api, db_rows, make_token, pg_query, pg_rows, record
+from .pg_cluster import Cluster
 
 RANDOM = "__sdc_primary_key"
 TIMES = ("_sdc_received_at", "_sdc_batched_at", "_sdc_rejected_at", "created_at")  # clocks
@@ -321,3 +323,61 @@ def test_a_rebased_plan_is_the_plan_made_for_the_new_layout(
 def test_a_plan_for_keys_the_table_no_longer_has_does_not_hold() -> None:
     grown = _plan("t", [{"id": 1, "k": 1}], {}, keys=("k",)).layout
     assert rebase(_plan("t", [{"id": 2}], {}), "t", {}, grown) is None
+
+
+def pg_dump(settings: Settings) -> dict[str, Any]:
+    """Every table of the PostgreSQL destination's integration schemas and ours, rows sorted (a
+    table there has no insertion order), the clocks and random keys left out."""
+    found: dict[str, Any] = {}
+    tables = pg_query(
+        settings,
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+        "AND table_name NOT IN ('tokens', 'admin_token') ORDER BY 1, 2",
+    )
+    for table in tables:
+        schema, name = table["table_schema"], table["table_name"]
+        columns = pg_query(
+            settings,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, name),
+        )
+        kept = [
+            (c["column_name"], c["data_type"])
+            for c in columns
+            if c["column_name"] not in TIMES and not c["column_name"].endswith(RANDOM)
+        ]
+        selected = ", ".join('"{}"'.format(c.replace('"', '""')) for c, _ in kept)
+        query = f'SELECT {selected} FROM "{schema}"."{name}"'  # names of this test's own
+        rows = sorted(repr(sorted(r.items())) for r in pg_query(settings, query))
+        found[f"{schema}.{name}"] = (kept, rows)
+    return found
+
+
+async def test_offloaded_bodies_load_into_postgresql_exactly_as_on_the_event_loop(
+    aiohttp_client: Any, tmp_path: Path, postgres_cluster: Cluster
+) -> None:
+    """As above, into PostgreSQL, where a worker plans a load and writes its rows as COPY text;
+    a body with a value PostgreSQL refuses (a NUL in text) is planned again on the event loop,
+    which finds the one record to reject."""
+    name = f"workers_{secrets.token_hex(4)}"
+    inline_url = postgres_cluster.create_database(name + "_inline")
+    offload_url = postgres_cluster.create_database(name + "_offload")
+    inline_settings, inline = await _server(
+        aiohttp_client, tmp_path, "inline", workers=0, destination=inline_url
+    )
+    offload_settings, offload = await _server(
+        aiohttp_client, tmp_path, "offload", workers=1, offload_bytes=0, destination=offload_url
+    )
+    refused = [record("nul", i, {"id": i, "s": "\u0000" if i == 7 else "x"}) for i in range(50)]
+    for endpoint, body, media_type in [*CASES, ("push", refused, "")]:
+        expected = await _send(inline, endpoint, body, media_type)
+        got = await _send(offload, endpoint, body, media_type)
+        assert got == expected, (endpoint, body)
+    assert pg_dump(offload_settings) == pg_dump(inline_settings)
+    tables = set(pg_dump(offload_settings))
+    assert {"import_api.customers__friends__pets__value", "import_api._sdc_rejected"} <= tables
+    assert [r["id"] for r in pg_rows(offload_settings, "import_api", "nul", "id")] == [
+        i for i in range(50) if i != 7
+    ]

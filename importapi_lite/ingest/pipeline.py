@@ -42,11 +42,14 @@ class Pipeline:
         if self.workers.offloads(body):
             for _ in range(MAX_ATTEMPTS):
                 try:
-                    tables = await self._load_in_workers(body, tables, results)
+                    stale = await self._load_in_workers(body, tables, results)
                 except WorkerLost:
                     break
-                if not tables:
+                if not stale:
                     return
+                tables = frozenset(s.table_name for s in stale)
+                if any(s.here for s in stale):
+                    break  # to be planned here, one data point at a time where it must
                 logger.debug("%d table(s) planned for a layout that changed: again", len(tables))
         batches = parse(body)
         if tables is not None:
@@ -56,8 +59,8 @@ class Pipeline:
 
     async def _load_in_workers(
         self, body: Body, tables: frozenset[str] | None, results: list[LoadResult]
-    ) -> frozenset[str]:
-        """Prepare the body's tables in a worker and load them; the tables to plan again."""
+    ) -> list[StalePlan]:
+        """Prepare the body's tables in a worker and load them; those to plan again."""
         destination = self.destination
         layouts = destination.layouts(body.client_id, body.integration)
         stager = destination.stager(body.client_id, body.integration)
@@ -70,9 +73,9 @@ class Pipeline:
 
     async def _load_all(
         self, body: Body, loads: Sequence[TableBatch | Staged], results: list[LoadResult]
-    ) -> frozenset[str]:
-        """Load every table concurrently; raise the first failure. The tables whose staged plan
-        was stale are returned, to plan again."""
+    ) -> list[StalePlan]:
+        """Load every table concurrently; raise the first failure. The staged plans the
+        destination could not load are returned, to plan again."""
         pending = [
             self.destination.load(body.client_id, body.integration, load, body.received_at)
             for load in loads
@@ -92,7 +95,7 @@ class Pipeline:
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, StalePlan):
                 raise outcome
-        return frozenset(o.table_name for o in outcomes if isinstance(o, StalePlan))
+        return [o for o in outcomes if isinstance(o, StalePlan)]
 
 
 async def _outcome(load: Awaitable[LoadResult]) -> LoadResult | BaseException:

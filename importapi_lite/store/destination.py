@@ -45,11 +45,15 @@ Stager = Callable[[TableBatch, Layout, str], "Staged | TableBatch"]
 
 
 class StalePlan(Exception):
-    """The table's layout changed since a worker planned the batch: plan it again."""
+    """A worker's plan the destination cannot load: the table's layout changed since the worker
+    planned it (plan it again), or, ``here``, it needs what only a load planned on the event
+    loop does (PostgreSQL refused a value, and only a load one data point at a time finds
+    which)."""
 
-    def __init__(self, table_name: str) -> None:
+    def __init__(self, table_name: str, *, here: bool = False) -> None:
         super().__init__(table_name)
         self.table_name = table_name
+        self.here = here
 
 
 class DestinationUnavailable(Exception):

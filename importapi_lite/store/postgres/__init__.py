@@ -31,6 +31,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -49,7 +50,6 @@ from ...plan.model import (
     RowsStep,
     TableInfo,
     cells,
-    child_rows,
     layout_from_rows,
     ordered_columns,
     raw_record,
@@ -63,11 +63,13 @@ from ..destination import (
     RejectionReason,
     Staged,
     Stager,
+    StalePlan,
     TableReader,
     TableSummary,
 )
-from . import reading, sql
+from . import reading, sql, staging
 from .sql import OURS, quote, table_ref
+from .staging import CopyRows, StagedLoad, copy_rows
 from .tokens import unreachable
 
 logger = logging.getLogger(__name__)
@@ -181,17 +183,24 @@ class PostgresDestination:
         }
 
     def stager(self, client_id: int, integration: str) -> Stager:
-        return load_as_it_is
+        return partial(staging.stage, limits=LIMITS)  # a module function: it pickles
 
     async def load(
         self, client_id: int, integration: str, load: TableBatch | Staged, received_at: str
     ) -> LoadResult:
-        if not isinstance(load, TableBatch):
+        """Load one table's data points in one transaction; rejected ones go to _sdc_rejected.
+
+        A ``StagedLoad`` (planned in a worker) raises ``StalePlan`` if the table's layout is no
+        longer the one it was planned against, or if PostgreSQL refuses a value in it (which
+        only a load one data point at a time, planned here, can find); nothing is written then.
+        """
+        if not isinstance(load, (TableBatch, StagedLoad)):  # noqa: UP038 - a tuple is faster
             raise TypeError(f"not a load for PostgreSQL: {type(load).__name__}")
         await self._open()
         name = load.table_name
         problem = LIMITS.table_problem(name)
         if problem is not None:
+            assert isinstance(load, TableBatch)  # a worker leaves such a batch as it is
             rejections = [Rejection(problem, raw_record(m)) for m in load.messages]
             await self._log_rejections(integration, name, rejections)
             return _result(name, 0, 0, rejections)
@@ -201,23 +210,38 @@ class PostgresDestination:
         self._notify_change()
         return _result(name, accepted, plan.accepted_upserts - accepted, plan.rejected)
 
-    async def _load(self, schema: str, batch: TableBatch, received_at: str) -> tuple[LoadPlan, int]:
+    async def _load(
+        self, schema: str, load: TableBatch | StagedLoad, received_at: str
+    ) -> tuple[LoadPlan, int]:
         async with self._pool.connection() as conn:
             await self._ensure_schema(conn, schema)
             try:
-                return await self._load_in_one(conn, schema, batch, received_at)
+                return await self._load_in_one(conn, schema, load, received_at)
             except DataError:  # a value PostgreSQL refuses: find which, one by one
-                return await self._load_one_by_one(conn, schema, batch, received_at)
+                if isinstance(load, StagedLoad):
+                    raise StalePlan(load.table_name, here=True) from None
+                return await self._load_one_by_one(conn, schema, load, received_at)
 
     async def _load_in_one(
-        self, conn: AsyncConnection[Any], schema: str, batch: TableBatch, received_at: str
+        self,
+        conn: AsyncConnection[Any],
+        schema: str,
+        load: TableBatch | StagedLoad,
+        received_at: str,
     ) -> tuple[LoadPlan, int]:
+        name = load.table_name
         async with conn.transaction():
-            layout, version = await self._lock_table(conn, schema, batch.table_name)
-            plan = plan_load(batch, layout, received_at, now_text(), limits=LIMITS)
-            version = await self._apply(conn, schema, batch, plan, version)
+            layout, version = await self._lock_table(conn, schema, name)
+            if isinstance(load, StagedLoad):
+                if layout != load.planned_for:
+                    self._layouts[(schema, name)] = (version, layout)  # to plan against again
+                    raise StalePlan(name)
+                plan = load.plan
+            else:
+                plan = plan_load(load, layout, received_at, now_text(), limits=LIMITS)
+            version = await self._apply(conn, schema, load, plan, version)
             accepted = await _run_steps(conn, schema, plan) if plan.table is not None else 0
-        self._layouts[(schema, batch.table_name)] = (version, plan.layout)
+        self._layouts[(schema, name)] = (version, plan.layout)
         return plan, accepted
 
     async def _load_one_by_one(
@@ -286,7 +310,7 @@ class PostgresDestination:
         self,
         conn: AsyncConnection[Any],
         schema: str,
-        batch: TableBatch,
+        batch: TableBatch | StagedLoad,
         plan: LoadPlan,
         version: int,
     ) -> int:
@@ -461,12 +485,6 @@ class PostgresDestination:
         return 1 if names or forgotten else 0
 
 
-def load_as_it_is(batch: TableBatch, layout: Layout, received_at: str) -> TableBatch:
-    """A worker's stager for PostgreSQL: the batch as it is, planned and loaded on the event
-    loop (``Stager``)."""
-    return batch
-
-
 def without_nul(text: str) -> str:
     """``text`` for a text column, which cannot hold a NUL: each written as JSON does, ``\\u0000``
     (a rejected name may hold one; the record itself is JSON already)."""
@@ -593,12 +611,16 @@ async def _run_steps(conn: AsyncConnection[Any], schema: str, plan: LoadPlan) ->
             names = [*(t.name for t in subtables), table.name]
             for statement in sql.activate_version_sql(schema, names, table.name):
                 await conn.execute(statement, (step.table_version,))
-            continue
-        assert isinstance(step, RowsStep)
-        if not subtables and len(step.points) <= SMALL_STEP:
+        elif isinstance(step, RowsStep) and not subtables and len(step.points) <= SMALL_STEP:
             written += await _upsert_each(conn, schema, table, columns, step)
         else:
-            written += await _upsert_copied(conn, schema, table, columns, subtables, step)
+            rows: CopyRows
+            if isinstance(step, CopyRows):  # planned in a worker, which made its COPY text
+                rows = step
+            else:
+                assert isinstance(step, RowsStep)
+                rows = copy_rows(plan, step)
+            written += await _upsert_copied(conn, schema, table, columns, subtables, rows)
     return written
 
 
@@ -623,22 +645,35 @@ async def _upsert_copied(
     table: TableInfo,
     columns: list[str],
     subtables: Sequence[TableInfo],
-    step: RowsStep,
+    rows: CopyRows,
 ) -> int:
     """A step through COPY: its rows into a temp table, each key's newest picked, the picked
     upserted; the subtable rows of the keys written replaced by the picked data points'."""
     for statement in sql.load_table_sql(schema, table.name):
         await conn.execute(statement)
+    picked = sql.picked_sql(schema, table.name, columns, table.key_columns)
     async with conn.cursor() as cursor:
         async with cursor.copy(sql.copy_sql(sql.LOAD_TABLE, [*columns, sql.ORDINAL])) as copy:
-            for ordinal, row in enumerate(cells(step.points, columns)):
-                await copy.write_row((*row, ordinal))
-        await cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{quote(sql.PICK_TABLE)}")
-        await cursor.execute(sql.pick_sql(schema, table.name, columns, table.key_columns))
-        for statement in sql.won_table_sql(schema, table.name, table.key_columns):
+            await copy.write(rows.parent)
+        if not subtables:
+            await cursor.execute(
+                sql.upsert_picked_sql(schema, table.name, columns, picked, table.key_names)
+            )
+            return max(cursor.rowcount, 0)
+        for statement in [
+            *sql.pick_table_sql(picked),
+            *sql.won_table_sql(schema, table.name, table.key_columns),
+        ]:
             await cursor.execute(statement)
         await cursor.execute(
-            sql.upsert_picked_sql(schema, table.name, columns, table.key_columns, table.key_names)
+            sql.upsert_picked_sql(
+                schema,
+                table.name,
+                columns,
+                f"SELECT * FROM {quote(sql.PICK_TABLE)}",
+                table.key_names,
+                won=table.key_columns,
+            )
         )
         written = max(cursor.rowcount, 0)
         for index, subtable in enumerate(subtables):
@@ -647,8 +682,7 @@ async def _upsert_copied(
                 await cursor.execute(statement)
             temp = sql.child_temp(index)
             async with cursor.copy(sql.copy_sql(temp, [sql.ORDINAL, *child_columns])) as copy:
-                for row in child_rows(step.points, subtable.name, child_columns, 0):
-                    await copy.write_row(row)
+                await copy.write(rows.children[subtable.name])
             for statement in sql.replace_children_sql(
                 schema, subtable.name, index, child_columns, table.key_columns
             ):

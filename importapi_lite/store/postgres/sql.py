@@ -157,36 +157,47 @@ def copy_sql(temp: str, columns: Sequence[str]) -> str:
     return f"COPY {quote(temp)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
 
 
-def pick_sql(schema: str, table: str, columns: Sequence[str], key_columns: Sequence[str]) -> str:
+def picked_sql(schema: str, table: str, columns: Sequence[str], key_columns: Sequence[str]) -> str:
     """The step's rows that may load (table version), one a key: the greatest sequence, of
     those the latest. The upsert then decides against the stored row, as one data point does.
     (An append-only table's key is a random UUID a row: each row is its own.)"""
     keys = ", ".join(quote(k) for k in key_columns)
     names = ", ".join(quote(c) for c in [*columns, ORDINAL])
     return (
-        f"CREATE TEMP TABLE {quote(PICK_TABLE)} ON COMMIT DROP AS "
         f"SELECT DISTINCT ON ({keys}) {names} FROM {quote(LOAD_TABLE)} "
         f"WHERE {_version_ok(quote(TABLE_VERSION), schema, table)} "
         f"ORDER BY {keys}, {quote(SEQUENCE)} DESC, {quote(ORDINAL)} DESC"
     )
 
 
+def pick_table_sql(picked: str) -> list[str]:
+    """The picked rows kept for the subtables' replacement, which joins them by ordinal."""
+    return [
+        f"DROP TABLE IF EXISTS pg_temp.{quote(PICK_TABLE)}",
+        f"CREATE TEMP TABLE {quote(PICK_TABLE)} ON COMMIT DROP AS {picked}",
+    ]
+
+
 def upsert_picked_sql(
     schema: str,
     table: str,
     columns: Sequence[str],
-    key_columns: Sequence[str],
+    picked: str,
     key_names: Sequence[str],
+    won: Sequence[str] = (),
 ) -> str:
-    """The picked rows into the table (an upsert on ``key_names``, an append without); the
-    keys of those it wrote into ``_sdc_won``, whose subtable rows are then replaced."""
+    """The ``picked`` rows (a query, or the pick table) into the table, in their order: an
+    upsert on ``key_names``, an append without. With ``won`` (the key columns), the keys of the
+    rows it wrote into ``_sdc_won``, whose subtable rows are then replaced."""
     names = ", ".join(quote(c) for c in columns)
-    keys = ", ".join(quote(k) for k in key_columns)
     upsert = (
         f"INSERT INTO {table_ref(schema, table)} AS existing ({names}) "
-        f"SELECT {names} FROM {quote(PICK_TABLE)} ORDER BY {quote(ORDINAL)}"
+        f"SELECT {names} FROM ({picked}) AS pick ORDER BY {quote(ORDINAL)}"
         + _on_conflict(columns, key_names)
     )
+    if not won:
+        return upsert
+    keys = ", ".join(quote(k) for k in won)
     return (
         f"WITH written AS ({upsert} RETURNING {keys}) "
         f"INSERT INTO {quote(WON_TABLE)} SELECT {keys} FROM written"
