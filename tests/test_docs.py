@@ -1,11 +1,15 @@
 """README.md and docs/ document every command, option, setting and route, their examples are
-right, and their links lead to files and headings that exist."""
+right (the README's PostgreSQL commands are run), and their links lead to files and headings
+that exist."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,9 @@ from importapi_lite.cli import build_parser
 from importapi_lite.settings import ENV_PREFIX, Settings
 from importapi_lite.store.sqlite.paths import decode_name, encode_name
 from importapi_lite.web.routes import ENDPOINTS
+
+from .helpers import free_port
+from .pg_cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -133,3 +140,37 @@ def test_every_relative_link_leads_to_a_file_and_heading_that_exist(page: Path) 
 @pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "docs").glob("*.md")))
 def test_every_docs_page_is_linked_from_the_readme(page: str) -> None:
     assert f"](docs/{page})" in README
+
+
+@pytest.mark.serve
+def test_the_readmes_postgresql_commands_work_as_written(
+    tmp_path: Path, postgres_cluster: Cluster
+) -> None:
+    """The README's PostgreSQL block, run by bash as a user would (the test only picks the port,
+    says where PostgreSQL is with libpq's ``PG*`` variables, and waits for the server before the
+    ``curl``): ``psql`` prints what the README shows."""
+    section = README.split("\n## PostgreSQL, several processes, more than one box\n", 1)[1]
+    script, shown = re.findall(r"^```(?:sh)?\n(.*?)^```", section, re.DOTALL | re.MULTILINE)[:2]
+    port = free_port()
+    script = script.replace("8080", str(port))
+    serve = next(line for line in script.splitlines() if line.endswith("&"))
+    status = f"http://127.0.0.1:{port}/v2/import/status"
+    ready = f"until curl -sf {status} >/dev/null; do sleep 0.1; done"
+    script = script.replace(serve, f"{serve}\n{ready}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMPORTAPI_LITE_", "PG"))}
+    path = [str(Path(sys.executable).parent), str(postgres_cluster.binaries), env["PATH"]]
+    env |= {"PATH": os.pathsep.join(path), "PGHOST": "127.0.0.1", "PGUSER": "postgres"}
+    env["PGPORT"] = str(postgres_cluster.port)
+
+    ran = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", "trap 'kill $(jobs -p); wait' EXIT\n" + script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    printed = "\n".join(line.rstrip() for line in ran.stdout.splitlines())  # psql pads lines
+    assert shown in printed, ran.stdout
