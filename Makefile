@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all install run serve test test-fast lint fmt bench fuzz stress clean
+.PHONY: all install run serve test test-fast lint fmt bench fuzz stress clean dist check-dist
 
 all: lint test
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/importapi-lite serve --dev-token
+	$(BIN)/importapi-lite serve --dev-token --log-level info
 
 serve: run
 
@@ -35,6 +35,21 @@ test-fast: $(STAMP)
 .PHONY: test-floors
 test-floors:
 	$(PYTHON) .ci/floors.py
+
+# The sdist and the wheel, into dist/. `python -m build` (PyPA's frontend) builds the sdist, then
+# the wheel from the unpacked sdist in an isolated environment, so a file the sdist leaves out is
+# missing from the wheel too, and check-dist sees it. Without the egg-info of an earlier build
+# (the editable install's too): setuptools adds the files its SOURCES.txt lists to the sdist, which
+# would hide a file pyproject.toml does not name.
+dist: $(STAMP)
+	rm -rf dist build importapi_lite.egg-info
+	$(BIN)/python -m build --outdir dist .
+
+# The wheel as a user installs it: a fresh virtualenv (not editable), run from outside the
+# repository: serve, a token, a push read back, the dashboard's files and the OpenAPI document
+# (.ci/check-wheel.py, stdlib only; about 30 s). .ci/run runs it after `make test`.
+check-dist: dist
+	$(PYTHON) .ci/check-wheel.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check importapi_lite tests bench
@@ -74,4 +89,4 @@ audit: $(STAMP)
 	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache *.egg-info build dist

@@ -11,7 +11,7 @@ start-up and import costs cancel out:
 - ``plan``: ``decode_body``, ``parse_batch`` and ``plan_load`` of 2,000 flat records, run 1 and 3
   times in one process under callgrind; the difference over 4,000.
 
-    python bench/instructions.py [--only push|plan] [--repo DIR]
+    python bench/instructions.py [--only push|plan] [--repo DIR] [--log-level info|warning]
 
 ``--repo`` measures another checkout (its package on ``sys.path`` first), so a change can be
 compared with the commit before it on the same machine. ``PYTHONHASHSEED=0`` for both.
@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,20 +60,34 @@ for _ in range(passes):
 """
 
 
-def callgrind(argv: list[str], env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+def callgrind(argv: list[str], env: dict[str, str], out: Path) -> Measured:
+    """``argv`` under callgrind; the program's own output (a server's log) thrown away, so a
+    pipe nobody reads can never stop it, callgrind's into a file of its own."""
+    log = out.with_suffix(".log")
+    process = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--log-file={log}"] + argv,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
+    return Measured(process, log)
 
 
-def total(process: subprocess.Popen[bytes]) -> int:
-    _, err = process.communicate(timeout=1800)
-    found = re.search(rb"Collected : (\d+)", err)
+@dataclass
+class Measured:
+    process: subprocess.Popen[bytes]
+    log: Path  # callgrind's summary
+
+    def send_signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+
+def total(measured: Measured) -> int:
+    measured.process.wait(timeout=1800)
+    text = measured.log.read_text(errors="replace")
+    found = re.search(r"Collected : (\d+)", text)
     if found is None:
-        raise RuntimeError("callgrind printed no total:\n" + err.decode(errors="replace"))
+        raise RuntimeError("callgrind printed no total:\n" + text)
     return int(found.group(1))
 
 
@@ -97,7 +112,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def push_instructions(repo: Path, scratch: Path) -> float:
+def push_instructions(repo: Path, scratch: Path, log_level: str) -> float:
     counts = []
     for pushes in PUSHES:
         data_dir = scratch / f"data.{pushes}"
@@ -105,7 +120,9 @@ def push_instructions(repo: Path, scratch: Path) -> float:
         port = free_port()
         argv = [sys.executable, "-m", "importapi_lite", "serve", "--port", str(port)]
         argv += ["--data-dir", str(data_dir), "--durability", "fast", "--workers", "0"]
-        server = callgrind(argv, environment(repo), scratch / f"push.{pushes}")
+        # By the environment, which a checkout from before --log-level ignores.
+        env = environment(repo) | {"IMPORTAPI_LITE_LOG_LEVEL": log_level}
+        server = callgrind(argv, env, scratch / f"push.{pushes}")
         try:
             send_pushes(port, token, pushes)
         finally:
@@ -153,6 +170,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("push", "plan"))
     parser.add_argument("--repo", type=Path, default=HERE.parent)
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("info", "warning"),
+        help="the server's: info writes an access line a push (default: warning, none)",
+    )
     args = parser.parse_args()
     repo = args.repo.resolve()
     with tempfile.TemporaryDirectory(prefix="instructions-") as scratch:
@@ -160,7 +183,7 @@ def main() -> None:
             per_record = plan_instructions(repo, Path(scratch))
             print(f"validate + plan, per batch record: {per_record:,.0f} instructions")
         if args.only in (None, "push"):
-            per_push = push_instructions(repo, Path(scratch))
+            per_push = push_instructions(repo, Path(scratch), args.log_level)
             print(f"one-record push, server side:      {per_push:,.0f} instructions")
 
 

@@ -13,21 +13,26 @@ from .admin.dashboard import DASHBOARD_PREFIX, dashboard_app
 from .admin.routes import ADMIN_PREFIX, admin_app
 from .ingest.pipeline import Pipeline
 from .ingest.workers import Workers
+from .observe.activity import Activity
 from .observe.faults import Faults
 from .observe.journal import Journal
+from .observe.metrics import TableLabels
 from .observe.rejection_log import RejectionLog
 from .settings import Settings
 from .store import admin_token, open_destination, open_tokens
 from .web.budget import ByteBudget
 from .web.keys import (
+    activity_key,
     admin_token_key,
     body_budget_key,
     destination_key,
+    endpoint_label_key,
     faults_key,
     journal_key,
     pipeline_key,
     request_slots_key,
     settings_key,
+    table_labels_key,
     tokens_key,
     uploads_key,
     workers_key,
@@ -42,16 +47,20 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=middlewares(), client_max_size=settings.max_body_bytes + 1)
     app[settings_key] = settings
     app[journal_key] = Journal(settings.journal_size)
+    app[activity_key] = Activity()
     app[faults_key] = Faults()
     app[request_slots_key] = asyncio.Semaphore(settings.max_concurrent_requests)
     app[uploads_key] = set()
     app[body_budget_key] = ByteBudget(settings.body_memory)
     app[workers_key] = Workers(settings.workers, settings.offload_bytes)
+    app[table_labels_key] = TableLabels(settings.metrics_tables)
     app.cleanup_ctx.append(_destination)
     app.on_shutdown.append(_stop_waiters)
     setup_routes(app)
-    app.add_subapp(ADMIN_PREFIX, admin_app())
-    app.add_subapp(DASHBOARD_PREFIX, dashboard_app())  # the longer prefix still wins: v1 stays
+    admin, dashboard = admin_app(), dashboard_app()
+    admin[endpoint_label_key], dashboard[endpoint_label_key] = "admin", "dashboard"
+    app.add_subapp(ADMIN_PREFIX, admin)
+    app.add_subapp(DASHBOARD_PREFIX, dashboard)  # the longer prefix still wins: v1 stays
     return app
 
 

@@ -7,7 +7,9 @@ Every option of ``serve`` is also an ``IMPORTAPI_LITE_*`` variable; flags win (`
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -272,17 +274,46 @@ def ensure_dev_token(settings: Settings) -> Path:
 
 
 def _serve(settings: Settings, *, dev_token: bool) -> int:
-    from .serve import serve
+    from .observe import logs
+    from .serve import TlsError, serve, tls_context
 
+    logs.configure(settings.log_level, settings.log_format)
     token_file = None
     try:
+        tls_context(settings)  # a certificate or key that cannot serve: one line, before anything
         open_tokens(settings).close()  # the destination reachable, before the banner says so
         if dev_token:
             token_file = ensure_dev_token(settings)
-        return serve(settings, lambda served: print(_banner(served, token_file), flush=True))
-    except (TokenError, DestinationUnavailable) as exc:
-        print(f"importapi-lite: {exc}", file=sys.stderr)
+        return serve(settings, lambda served: _announce(served, token_file))
+    except (TokenError, DestinationUnavailable, TlsError) as exc:
+        if settings.log_format == "json":  # every line a JSON object, this one too
+            logging.getLogger("importapi_lite.serve").error("%s", exc)
+        else:
+            print(f"importapi-lite: {exc}", file=sys.stderr)
         return 1
+
+
+def _announce(settings: Settings, token_file: Path | None) -> None:
+    """The banner on stdout; with ``--log-format json``, one JSON log line saying the same."""
+    if settings.log_format != "json":
+        print(_banner(settings, token_file), flush=True)
+        return
+    from .admin.routes import ADMIN_PREFIX
+
+    url = f"{settings.scheme}://{settings.host}:{settings.port}"
+    fields = {
+        "version": __version__,
+        "url": url,
+        "admin_api": url + ADMIN_PREFIX + "/",
+        "processes": settings.processes,
+        "destination": settings.destination.shown(),
+    }
+    if not settings.destination.is_postgresql:
+        fields["data_dir"] = str(settings.data_dir.resolve())
+    if token_file is not None:
+        fields["dev_token_file"] = str(token_file)
+    message = f"importapi-lite {__version__} serving the Stitch Import API v2 at {url}"
+    logging.getLogger("importapi_lite.serve").info(message, extra={"fields": fields})
 
 
 def _banner(settings: Settings, token_file: Path | None) -> str:
@@ -290,7 +321,7 @@ def _banner(settings: Settings, token_file: Path | None) -> str:
     ``--dev-token`` a curl that pushes one record."""
     from .admin.routes import ADMIN_PREFIX
 
-    url = f"http://{settings.host}:{settings.port}"
+    url = f"{settings.scheme}://{settings.host}:{settings.port}"
     destination = settings.destination
     if destination.is_postgresql:
         where = f"destination: {destination.shown()}"
@@ -309,10 +340,19 @@ def _banner(settings: Settings, token_file: Path | None) -> str:
         where,
         f"admin API: {url}{ADMIN_PREFIX}/ (token: {admin_hint})",
     ]
+    cacert = ""
+    if settings.tls_cert is not None:
+        lines.append(
+            f"TLS certificate: {settings.tls_cert} (clients need its issuer's certificate if "
+            "the system does not trust it: curl --cacert, REQUESTS_CA_BUNDLE, SSL_CERT_FILE)"
+        )
+        # curl 7.68+ takes the served certificate itself as the anchor: a self-signed one, or
+        # one from a private CA, works without the CA's file.
+        cacert = f"--cacert {shlex.quote(str(settings.tls_cert))} "
     if token_file is not None:
         lines += [
             f"dev token (client {DEV_CLIENT_ID}) in {token_file}; push one record with:",
-            f"  curl -sS -X POST {url}/v2/import/push \\\n"
+            f"  curl -sS {cacert}-X POST {url}/v2/import/push \\\n"
             f'    -H "Authorization: Bearer $(cat {token_file})" \\\n'
             '    -H "Content-Type: application/json" \\\n'
             f'    -d \'[{{"client_id": {DEV_CLIENT_ID}, "table_name": "customers", '

@@ -5,7 +5,7 @@ validation, codecs and destinations raise these without knowing about HTTP.
 
     ImportApiError                  500  {"status": "ERROR", "message": ...}
      ├── NotFound                   404  [mock-defined body]
-     ├── MethodNotAllowed           405  text "Method not allowed."
+     ├── MethodNotAllowed           405  text "Method not allowed." (+ Allow, as every 405)
      ├── Unauthorized               401  {"message": "Not Authorized"}
      ├── InvalidRegion              401  {"message": "Invalid region."}
      ├── ConnectionNotActive        401  {"error": "Forbidden", "errors": {...}}
@@ -26,7 +26,7 @@ validation, codecs and destinations raise these without knowing about HTTP.
           ├── AdminUnauthorized     401  no admin token, or a wrong one
           ├── AdminForbidden        403  a push token: it can never use the admin API
           ├── AdminNotFound         404  unknown route, client, integration, table or fault
-          ├── AdminMethodNotAllowed 405
+          ├── AdminMethodNotAllowed 405  with Allow: the route's methods
           ├── AdminInternalError    500  a bug, logged with its traceback
           └── AdminNotReady         503  readyz: the data directory cannot take writes
 
@@ -37,7 +37,7 @@ every admin error has the one shape of ``AdminError.body()``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 Body = dict[str, Any] | str
@@ -54,6 +54,10 @@ class ImportApiError(Exception):
 
     def body(self) -> Body:
         return {"status": "ERROR", "message": self.message}
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer needs besides its content type (a 405's ``Allow``)."""
+        return {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Worker processes (ingest/workers.py) send errors back pickled. Subclasses take other
@@ -75,14 +79,23 @@ class NotFound(ImportApiError):
         super().__init__("Not Found")  # [mock-defined] SPEC §7
 
 
+def allow_header(allowed: Iterable[str]) -> dict[str, str]:
+    """RFC 9110 §15.5.6: a 405 MUST list the methods the resource supports, in ``Allow``."""
+    return {"Allow": ", ".join(sorted(allowed))}
+
+
 class MethodNotAllowed(ImportApiError):
     status = 405
 
-    def __init__(self) -> None:
+    def __init__(self, allowed: Iterable[str]) -> None:
         super().__init__("Method not allowed.")
+        self.allowed = frozenset(allowed)
 
     def body(self) -> Body:
         return self.message  # plain text, SPEC §3.4
+
+    def headers(self) -> dict[str, str]:
+        return allow_header(self.allowed)  # Stitch's body as it is; the header is HTTP's rule
 
 
 class Unauthorized(ImportApiError):
@@ -298,8 +311,12 @@ class AdminMethodNotAllowed(AdminError):
     status = 405
     code = "method_not_allowed"
 
-    def __init__(self) -> None:
+    def __init__(self, allowed: Iterable[str]) -> None:
         super().__init__("Method not allowed on this admin route")
+        self.allowed = frozenset(allowed)
+
+    def headers(self) -> dict[str, str]:
+        return allow_header(self.allowed)
 
 
 class AdminInternalError(AdminError):

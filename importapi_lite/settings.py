@@ -19,6 +19,8 @@ from typing import Any
 ENV_PREFIX = "IMPORTAPI_LITE_"
 REGIONS = ("north-america", "europe")
 DURABILITY = ("fsync", "fast")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 MAX_BODY_BYTES_CEILING = 20_971_520  # Stitch's "20MB" (SPEC §8): the most a deployment may allow
 
 
@@ -141,9 +143,34 @@ class Settings:
         "MiB of SQLite page cache for all open tables together (a soft limit), which one big "
         "table may use alone; 0: SQLite's default of 2 MiB per table.",
     )
+    log_level: str = _setting(
+        "warning",
+        "Least severe log lines written to stderr: warning has only rejections, lost workers "
+        "and errors; info adds one access line per request (make run's).",
+        LOG_LEVELS,
+    )
+    log_format: str = _setting(
+        "text", "text: one readable line each; json: one JSON object a line.", LOG_FORMATS
+    )
+    metrics_tables: int = _setting(
+        100,
+        "Tables with a label of their own in the metrics, per process; the rest are counted "
+        'as table="_other", so the series stay bounded.',
+    )
+    tls_cert: Path | None = _setting(
+        None,
+        "PEM file of the certificate (and any intermediates after it) to serve HTTPS with; "
+        "needs --tls-key. Its names must include the host clients connect to.",
+    )
+    tls_key: Path | None = _setting(
+        None, "PEM file of the private key of --tls-cert (unencrypted); needs --tls-cert."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        for name in ("tls_cert", "tls_key"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "destination", DestinationUrl(self.destination))
         if self.destination != "sqlite" and not self.destination.is_postgresql:
             raise SettingError("destination", "must be sqlite or a postgresql:// URL")
@@ -177,6 +204,25 @@ class Settings:
             raise SettingError("cache_mib", "must not be negative")
         if self.processes < 1:
             raise SettingError("processes", "must be at least 1")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingError("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingError("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
+        if self.metrics_tables < 0:
+            raise SettingError("metrics_tables", "must not be negative")
+        if (self.tls_cert is None) != (self.tls_key is None):  # HTTPS needs both, HTTP neither
+            given, missing = (
+                ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            )
+            flag, variable = "--" + missing.replace("_", "-"), ENV_PREFIX + missing.upper()
+            raise SettingError(
+                given, f"is set but not {missing} ({flag} or {variable}): HTTPS needs both"
+            )
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when serving with a certificate, else ``http``."""
+        return "http" if self.tls_cert is None else "https"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -241,6 +287,7 @@ def _field(name: str) -> dataclasses.Field[Any]:
 _PARSERS: dict[Any, Any] = {
     "int": int,
     "Path": Path,
+    "Path | None": Path,
     "Secret | None": Secret,
     "DestinationUrl": DestinationUrl,
 }

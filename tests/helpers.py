@@ -22,6 +22,7 @@ import re
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -164,11 +165,17 @@ class Serving:
 
 
 @contextmanager
-def serving(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Serving]:
+def serving(
+    data_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[Serving]:
     """``importapi-lite serve ARGS`` in a process of its own on a free port, as a user starts it:
     none of this run's ``IMPORTAPI_LITE_*`` variables but those in ``env``. Yields once it
     answers /v2/import/status; then SIGTERM, which must end it with status 0. Its output goes
-    to a log beside ``data_dir``, shown when it fails to start or stop."""
+    to a log beside ``data_dir``, shown when it fails to start or stop. With ``tls`` (a client
+    context that trusts its certificate; ARGS give --tls-cert and --tls-key) the URL is https."""
     port = free_port()
     log = data_dir.with_name(data_dir.name + ".log")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IMPORTAPI_LITE_")}
@@ -181,8 +188,8 @@ def serving(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> It
             env={**clean, **(env or {})},
         )
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_serving(url, process, log)
+        url = f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
+        _wait_until_serving(url, process, log, tls)
         yield Serving(url, port, process, log)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
@@ -192,11 +199,28 @@ def serving(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> It
             process.wait(timeout=10)
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def children_of(pid: int) -> list[int]:
+    """The server processes ``pid`` started (``serve --processes``; not multiprocessing's
+    resource tracker)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue  # gone meanwhile
+        if b"spawn_main" in command:
+            found.append(int(child))
+    return found
+
+
+def _wait_until_serving(
+    url: str, process: subprocess.Popen[bytes], log: Path, tls: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(url + "/v2/import/status", timeout=2) as response:
+            status = url + "/v2/import/status"
+            with urllib.request.urlopen(status, timeout=2, context=tls) as response:
                 if response.status == 200:
                     return
         except OSError:

@@ -154,6 +154,14 @@ async def test_readyz_is_503_when_the_data_directory_is_gone_and_livez_stays_200
         ("GET", TABLE + "/missing", 404, "not_found"),
         ("GET", TABLE + "/users/rows?limit=0", 400, "bad_request"),
         ("GET", TABLE + "/users/rows?where=nocolon", 400, "bad_request"),
+        # A number of seconds as the document's "number" is written: float() alone takes these.
+        ("GET", TABLE + "/users/wait?timeout=%205", 400, "bad_request"),
+        ("GET", TABLE + "/users/wait?timeout=1_0", 400, "bad_request"),
+        ("GET", TABLE + "/users/wait?timeout=nan", 400, "bad_request"),
+        ("GET", "/journal?since=-1", 400, "bad_request"),
+        # Past SQL's 64-bit OFFSET (a 500 once, schemathesis found).
+        ("GET", TABLE + "/users/rows?offset=9223372036854775808", 400, "bad_request"),
+        ("GET", TABLE + "/users/rejected?offset=9223372036854775808", 400, "bad_request"),
     ],
 )
 async def test_admin_errors_have_one_json_shape(
@@ -165,6 +173,26 @@ async def test_admin_errors_have_one_json_shape(
 
     assert (reply.status, reply.body["error"]) == (status, code)
     assert set(reply.body) == {"error", "message"} and reply.body["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("POST", ADMIN_PREFIX + "/clients", "DELETE, GET"),
+        ("PUT", ADMIN_PREFIX + "/faults", "DELETE, GET, POST"),
+        ("GET", ADMIN_PREFIX + "/faults/1", "DELETE"),
+        ("TRACE", ADMIN_PREFIX + "/openapi.json", "GET"),
+        ("POST", "/_importapi/", "GET, HEAD"),  # the dashboard's page
+    ],
+)
+async def test_a_405_lists_the_routes_methods_in_allow(
+    admin: Admin, method: str, path: str, allowed: str
+) -> None:
+    # RFC 9110 §15.5.6: a 405 MUST say what the resource takes. Before the token check, too.
+    reply = await admin.request(method, path, content_type=None, token=None)
+
+    assert (reply.status, reply.body["error"]) == (405, "method_not_allowed")
+    assert reply.headers["Allow"] == allowed
 
 
 # --- reads -------------------------------------------------------------------------------------
@@ -248,6 +276,29 @@ async def test_a_table_shows_columns_with_stitch_types_keys_version_and_subtable
     child = await admin.get(TABLE + "/orders__lines")
     assert (child.body["parent"], child.body["rows"]) == ("orders", 1)
     assert {c["name"]: c["type"] for c in child.body["columns"]}["sku"] == "string"
+
+
+async def test_a_table_names_the_field_of_each_split_column_in_column_order(
+    admin: Admin, api: Api
+) -> None:
+    await api.push(
+        [
+            record("prices", 1, {"id": 1, "price": 5, "note__st": "a field of its own"}),
+            record("prices", 2, {"id": 2, "price": "five"}),
+            record("prices", 3, {"id": 3, "price": 5.5}),
+        ]
+    )
+
+    reply = await admin.get(TABLE + "/prices")
+
+    data = [c for c in reply.body["columns"] if not c["name"].startswith("_sdc_")]
+    assert data == [
+        {"name": "id", "type": "integer", "split_of": None},
+        {"name": "price", "type": "integer", "split_of": None},
+        {"name": "note__st", "type": "string", "split_of": None},  # no note column: no split
+        {"name": "price__st", "type": "string", "split_of": "price"},
+        {"name": "price__do", "type": "double", "split_of": "price"},
+    ]
 
 
 async def test_rows_are_paged_in_key_order(admin: Admin, api: Api) -> None:

@@ -60,19 +60,33 @@ class Server:
     token: str = field(repr=False)  # a push token; never in a failure's output
     admin_token: str = field(repr=False)
 
-    def push(self, body: Any) -> Reply:
+    def push(self, body: Any, headers: dict[str, str] | None = None) -> Reply:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + "/v2/import/push",
-            data=data,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        sent = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        return _send(
+            urllib.request.Request(
+                self.url + "/v2/import/push", data=data, headers={**sent, **(headers or {})}
+            )
         )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return Reply(response.status, response.headers, response.read().decode())
-        except urllib.error.HTTPError as error:
-            with error:
-                return Reply(error.code, error.headers, error.read().decode())
+
+    def admin_get(self, path: str) -> Any:
+        reply = _send(
+            urllib.request.Request(
+                self.url + "/_importapi/v1" + path,
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+            )
+        )
+        assert reply.status == 200, reply
+        return reply.body
+
+
+def _send(request: urllib.request.Request) -> Reply:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return Reply(response.status, response.headers, response.read().decode())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Reply(error.code, error.headers, error.read().decode())
 
 
 def require_browser() -> None:
@@ -170,6 +184,19 @@ def click_table(driver: webdriver.Chrome, name: str) -> None:
     wait_for(driver, click, f"table {name!r} in the list")
 
 
+def screenshot(driver: webdriver.Chrome, path: Path, element_id: str) -> None:
+    """The window with the element at its top, as a PNG for a person to look at."""
+    driver.execute_script("document.getElementById(arguments[0]).scrollIntoView()", element_id)
+    driver.save_screenshot(str(path))
+
+
+def pairs(driver: webdriver.Chrome, dl_id: str) -> dict[str, str]:
+    """A definition list's terms and their values, as shown."""
+    script = """return Array.from(document.querySelectorAll('#' + arguments[0] + ' dt'),
+        dt => [dt.innerText, dt.nextElementSibling.innerText])"""
+    return dict(driver.execute_script(script, dl_id))
+
+
 def open_dashboard(driver: webdriver.Chrome, server: Server) -> None:
     driver.get(f"{server.url}/_importapi/#token={server.admin_token}")
     wait_for(driver, lambda d: d.find_element(By.ID, "app").is_displayed(), "the signed-in page")
@@ -184,6 +211,7 @@ def open_dashboard(driver: webdriver.Chrome, server: Server) -> None:
         ("/_importapi/", "text/html"),
         ("/_importapi/dashboard.js", "text/javascript"),
         ("/_importapi/dashboard.css", "text/css"),
+        ("/_importapi/favicon.svg", "image/svg+xml"),
     ],
 )
 async def test_the_page_and_its_files_are_served_without_a_token_under_a_strict_policy(
@@ -297,6 +325,12 @@ def test_hostile_table_and_column_names_are_shown_as_text(
     wait_for(browser, lambda d: HOSTILE in texts(d, "#rows td"), "the hostile row")
     assert HOSTILE + "\nstring" in texts(browser, "#rows th")
     assert HOSTILE in texts(browser, "#tables button")
+    wait_for(
+        browser, lambda d: HOSTILE in texts(d, "#activity-legend td"), "the hostile table's line"
+    )
+    groups = browser.find_elements(By.CSS_SELECTOR, "#activity-chart g.series")
+    assert HOSTILE in [g.get_attribute("data-table") for g in groups]
+    assert HOSTILE in texts(browser, "#layout-columns td")
     assert browser.find_elements(By.TAG_NAME, "img") == []
     assert browser.title == title
 
@@ -343,7 +377,9 @@ def test_rejected_records_show_per_table_with_their_reasons_and_the_records(
     assert texts(browser, f'#tables td[data-rejected-of="{"y" * 64}"]') == ["1"]
     reasons = texts(browser, '#reasons tr[data-reason-of="people"]')
     assert len(reasons) == 1 and collision in reasons[0] and "\t2\t" in reasons[0], reasons
-    browser.save_screenshot(str(tmp_path / "rejected-reasons.png"))
+    bars = browser.find_elements(By.CSS_SELECTOR, '#reasons tr[data-reason-of="people"] .bar-fill')
+    assert len(bars) == 1 and int(bars[0].get_attribute("width")) > 0
+    screenshot(browser, tmp_path / "rejected-reasons.png", "rejected-section")
 
     browser.find_element(By.CSS_SELECTOR, '#tables td[data-rejected-of="people"] button').click()
     wait_for(browser, lambda d: len(texts(d, "#rejected-records tbody tr")) == 2, "the records")
@@ -351,4 +387,157 @@ def test_rejected_records_show_per_table_with_their_reasons_and_the_records(
     newest = texts(browser, "#rejected-records tbody tr")[0]
     assert collision in newest and '"_sdc_sequence":3' in newest, newest
     assert texts(browser, "#rejected-info") == ["records 1–2 of 2, newest first"]
-    browser.save_screenshot(str(tmp_path / "rejected-records.png"))
+    screenshot(browser, tmp_path / "rejected-records.png", "rejected-browser")
+
+
+@pytest.mark.browser
+@pytest.mark.serve
+def test_the_activity_chart_draws_a_line_per_table_that_loaded(
+    browser: webdriver.Chrome, server: Server, tmp_path: Path
+) -> None:
+    first = [record("chart_a", 1, {"id": i}) for i in range(3)] + [record("chart_b", 5, {"id": 1})]
+    assert server.push(first).status == 201
+    assert (
+        server.push([record("chart_b", 2, {"id": 2}), record("chart_b", 1, {"id": 1})]).status
+        == 201
+    )
+    buckets = len(server.admin_get("/activity")["buckets"])
+
+    open_dashboard(browser, server)
+    legend = "#activity-legend tr[data-table='{}'] td"
+    wait_for(browser, lambda d: texts(d, legend.format("chart_b")), "chart_b in the legend")
+    # table, records/s in the last minute, peak records/s, accepted, stale, rejected
+    assert texts(browser, legend.format("chart_a"))[3:] == ["3", "0", "0"]
+    assert texts(browser, legend.format("chart_b"))[3:] == ["2", "1", "0"]
+    for table in ("chart_a", "chart_b"):
+        lines = browser.find_elements(
+            By.CSS_SELECTOR, f"#activity-chart g.series[data-table='{table}'] polyline"
+        )
+        assert len(lines) == 1, table
+        assert len(lines[0].get_attribute("points").split()) == buckets
+        points = browser.find_elements(
+            By.CSS_SELECTOR, f"#activity-chart g.series[data-table='{table}'] circle"
+        )
+        assert points, f"{table} has no point above zero"
+    colours = {
+        line.get_attribute("stroke")
+        for line in browser.find_elements(By.CSS_SELECTOR, "#activity-chart g.series polyline")
+    }
+    assert len(colours) > 1  # lines told apart
+    screenshot(browser, tmp_path / "activity.png", "activity-section")
+
+
+@pytest.mark.browser
+@pytest.mark.serve
+def test_a_table_s_layout_shows_columns_in_order_with_types_splits_keys_and_subtables(
+    browser: webdriver.Chrome, server: Server, tmp_path: Path
+) -> None:
+    pushed = server.push(
+        [
+            record(
+                "shipments", 1, {"id": 1, "weight": 5, "lines": [{"sku": "a"}]}, table_version=2
+            ),
+            record("shipments", 2, {"id": 2, "weight": "heavy"}, table_version=2),
+            {
+                "client_id": CLIENT_ID,
+                "table_name": "shipments",
+                "sequence": 3,
+                "action": "switch_view",
+                "table_version": 2,
+            },
+        ]
+    )
+    assert pushed.status == 201, pushed
+
+    open_dashboard(browser, server)
+    click_table(browser, "shipments")
+    columns = "#layout-columns tbody tr"
+    wait_for(browser, lambda d: any("weight__st" in r for r in texts(d, columns)), "the columns")
+    rows = [row.split("\t") for row in texts(browser, columns)]
+    assert [r[0] for r in rows] == [str(i) for i in range(1, len(rows) + 1)]
+    by_name = {r[1]: r[2:] for r in rows}
+    assert [r[1] for r in rows if not r[1].startswith("_sdc_")] == ["id", "weight", "weight__st"]
+    assert by_name["id"] == ["integer", "key"]
+    assert by_name["weight"] == ["integer", ""]
+    assert by_name["weight__st"] == ["string", "split: string values of weight"]
+    assert by_name["_sdc_sequence"][0] == "integer"
+    meta = pairs(browser, "layout-meta")
+    assert (meta["key_names"], meta["active_version"], meta["rows"]) == ("id", "2", "2")
+    assert meta["subtables"] == "shipments__lines"
+    screenshot(browser, tmp_path / "layout.png", "browser")
+
+    browser.find_element(By.CSS_SELECTOR, "#layout-meta .subtables button").click()
+    wait_for(browser, lambda d: "sku" in texts(d, "#layout-columns td"), "the subtable")
+    meta = pairs(browser, "layout-meta")
+    assert (meta["subtable of"], meta["subtables"]) == ("shipments", "none")
+    rows = {r.split("\t")[1]: r.split("\t")[2:] for r in texts(browser, columns)}
+    assert rows["sku"] == ["string", ""]
+    assert rows["_sdc_source_key_id"] == ["integer", "system: the parent row's id"]
+    assert rows["_sdc_level_0_id"][1] == "system: position in the array (level 0)"
+    screenshot(browser, tmp_path / "layout-subtable.png", "browser")
+
+
+@pytest.mark.browser
+@pytest.mark.serve
+def test_a_journal_entry_s_detail_shows_headers_tables_and_error_but_no_token(
+    browser: webdriver.Chrome, server: Server, tmp_path: Path
+) -> None:
+    headers = {"User-Agent": "detail-test/1.0", "X-Request-Id": "detail-1", "Cookie": "c=secret"}
+    loaded = server.push(
+        [
+            record("detail_a", 1, {"id": 1}),
+            record("detail_a", 2, {"id": 2, "_sdc_sequence": 1}),  # rejected
+            record("detail_b", 1, {"id": 1}),
+        ],
+        headers=headers,
+    )
+    assert loaded.status == 201, loaded
+    refused = server.push([record("detail_a", 1, {"name": "no id"})], headers=headers)
+    assert refused.status == 422, refused
+    *_, loaded_id, refused_id = [e["id"] for e in server.admin_get("/journal")["entries"]]
+
+    open_dashboard(browser, server)
+    open_entry = f"#journal button[data-entry='{loaded_id}']"
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, open_entry), "the entry")
+    browser.find_element(By.CSS_SELECTOR, open_entry).click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "journal-detail").is_displayed(), "detail")
+    assert texts(browser, "#detail-title") == [f"#{loaded_id}: POST /v2/import/push"]
+    assert pairs(browser, "detail-meta")["status"] == "201"
+    shown_headers = dict(row.split("\t") for row in texts(browser, "#detail-headers tr"))
+    assert shown_headers == {
+        "User-Agent": "detail-test/1.0",
+        "Content-Type": "application/json",
+        "Content-Length": shown_headers["Content-Length"],
+        "X-Request-Id": "detail-1",
+    }
+    assert texts(browser, "#detail-tables tbody tr") == ["detail_a\t1\t0\t1", "detail_b\t1\t0\t0"]
+    assert not browser.find_element(By.ID, "detail-error-part").is_displayed()
+    screenshot(browser, tmp_path / "journal-detail.png", "journal-section")
+
+    browser.find_element(By.CSS_SELECTOR, f"#journal button[data-entry='{refused_id}']").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "detail-error").is_displayed(), "the error")
+    assert pairs(browser, "detail-meta")["status"] == "422"
+    reason = refused.body["errors"][0]["reason"]
+    assert json.loads(texts(browser, "#detail-error")[0])["errors"][0]["reason"] == reason
+    assert texts(browser, "#detail-tables-empty") == ["No table was loaded."]
+    screenshot(browser, tmp_path / "journal-detail-error.png", "journal-section")
+
+    page = browser.page_source + browser.execute_script("return document.body.innerText")
+    for secret in (server.token, server.admin_token, "c=secret"):
+        assert secret not in page
+
+
+@pytest.mark.browser
+@pytest.mark.serve
+def test_the_page_has_an_icon_and_leaves_no_favicon_ico_404_in_the_journal(
+    browser: webdriver.Chrome, server: Server
+) -> None:
+    open_dashboard(browser, server)
+    time.sleep(0.5)  # a browser asks for its icon after the page has loaded
+    paths = {entry["path"] for entry in server.admin_get("/journal")["entries"]}
+    assert "/favicon.ico" not in paths
+    icon = browser.execute_script("return document.querySelector('link[rel=icon]').href")
+    assert icon == server.url + "/_importapi/favicon.svg"
+    fetch = "fetch(arguments[0]).then(r => r.text().then(t => arguments[1]([r.status, t])))"
+    status, body = browser.execute_async_script(fetch, icon)
+    assert status == 200 and body.startswith("<svg")

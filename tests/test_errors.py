@@ -299,6 +299,24 @@ async def test_documented_error_body(
         assert reply.content_type == "application/json;charset=UTF-8"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", PUSH, "POST"),
+        ("PUT", VALIDATE, "POST"),
+        ("DELETE", BATCH, "POST"),
+        ("POST", STATUS, "GET"),
+    ],
+)
+async def test_a_405_keeps_stitchs_body_and_lists_the_allowed_method(
+    api: Api, method: str, path: str, allowed: str
+) -> None:
+    reply = await api.request(method, path, content_type=None, token=None)
+
+    assert (reply.status, reply.body) == (405, NOT_ALLOWED)
+    assert reply.headers["Allow"] == allowed  # RFC 9110 §15.5.6; Stitch's docs show none
+
+
 async def test_no_error_case_writes_anything(
     api: Api, tokens: dict[str, str], settings: Any
 ) -> None:

@@ -25,6 +25,7 @@ from transit.writer import Writer
 
 from importapi_lite import Settings, create_app
 from importapi_lite.models import TableBatch, Upsert
+from importapi_lite.observe.metrics import REGISTRY
 from importapi_lite.plan.plans import plan_load, rebase
 from importapi_lite.store.sqlite import SCRATCH_DIR
 from importapi_lite.web.keys import workers_key
@@ -263,12 +264,15 @@ async def test_a_lost_worker_leaves_its_request_to_the_event_loop(
     assert (await api.push([record("t", 1, {"id": 1})])).status == 201
     pool = app[workers_key]._pool
     assert pool is not None
+    restarts = "importapi_lite_worker_restarts_total"
+    before = REGISTRY.get_sample_value(restarts)
     for process in list(pool._processes.values()):  # noqa: SLF001 - a worker dies mid-service
         os.kill(process.pid, signal.SIGKILL)
         process.join()
     assert (await api.push([record("t", 2, {"id": 2})])).status == 201  # on the event loop
     assert (await api.push([record("t", 3, {"id": 3})])).status == 201  # a new pool
     assert [r["id"] for r in db_rows(s, "t")] == [1, 2, 3]
+    assert REGISTRY.get_sample_value(restarts) == (before or 0) + 1  # in the metrics
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -8,7 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 from importapi_lite import Settings, create_app
-from importapi_lite.observe.journal import MAX_ERROR_BODY_CHARS, Journal, error_body
+from importapi_lite.observe.journal import (
+    MAX_ERROR_BODY_CHARS,
+    MAX_HEADER_CHARS,
+    Journal,
+    error_body,
+)
 from importapi_lite.store.admin_token import ensure_admin_token
 
 from .helpers import CLIENT_ID, Admin, Api, make_token, record
@@ -36,6 +41,53 @@ async def test_an_accepted_push_is_recorded_with_its_tables_and_counts(
     assert entry["client_id"] == CLIENT_ID
     assert entry["error"] is None and entry["fault"] is None
     assert entry["time"].endswith("Z") and entry["duration_ms"] >= 0
+
+
+async def test_each_table_s_counts_are_recorded(admin: Admin, api: Api) -> None:
+    await api.push([record("users", 5, {"id": 1})])
+    await api.push(
+        [
+            record("users", 1, {"id": 1}),  # stale
+            record("orders", 1, {"id": 1}),
+            record("orders", 1, {"id": 2, "_sdc_sequence": 1}),  # rejected
+        ]
+    )
+
+    last = (await entries(admin))[-1]
+
+    assert sorted(last["per_table"], key=lambda t: t["table_name"]) == [
+        {"table_name": "orders", "accepted": 1, "stale": 0, "rejected": 1},
+        {"table_name": "users", "accepted": 0, "stale": 1, "rejected": 0},
+    ]
+
+
+async def test_only_the_harmless_request_headers_are_recorded(
+    admin: Admin, api: Api, token: str
+) -> None:
+    sent = {
+        "User-Agent": "stitchclient/1.0.1 <b>hi</b>",
+        "X-Request-Id": "abc-123",
+        "Cookie": "session=cookie-secret",
+        "X-Api-Key": "key-secret",
+        "X-Long": "x" * 5_000,
+    }
+    await api.push([record("users", 1, {"id": 1})], headers=sent)
+    await api.request(
+        "GET", "/v2/import/nope", content_type=None, headers={"User-Agent": "y" * 600}
+    )
+
+    first, second = await entries(admin)
+
+    assert first["headers"] == {
+        "User-Agent": "stitchclient/1.0.1 <b>hi</b>",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(json.dumps([record("users", 1, {"id": 1})]))),
+        "X-Request-Id": "abc-123",
+    }
+    assert second["headers"] == {"User-Agent": "y" * MAX_HEADER_CHARS + "…"}
+    text = (await admin.get("/journal")).text
+    for secret in (token, "cookie-secret", "key-secret", "Authorization", "Bearer"):
+        assert secret not in text
 
 
 async def test_stale_and_rejected_data_points_are_counted(admin: Admin, api: Api) -> None:

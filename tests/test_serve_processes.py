@@ -18,14 +18,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from importapi_lite import Settings
 from importapi_lite.cli import main
 
-from .helpers import BOTH_DESTINATIONS, CLIENT_ID, db_rows, make_token, rejected_rows, serving
+from .helpers import (
+    BOTH_DESTINATIONS,
+    CLIENT_ID,
+    children_of,
+    db_rows,
+    make_token,
+    rejected_rows,
+    serving,
+)
 
 pytestmark = [pytest.mark.serve, BOTH_DESTINATIONS]
 
@@ -33,19 +40,6 @@ TABLES = ("shared", "second")
 SENDERS = 6
 ROUNDS = 15
 KEYS = 12
-
-
-def children_of(pid: int) -> list[int]:
-    """The server processes ``pid`` started (not multiprocessing's resource tracker)."""
-    found = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        try:
-            command = Path(f"/proc/{child}/cmdline").read_bytes()
-        except FileNotFoundError:
-            continue  # gone meanwhile
-        if b"spawn_main" in command:
-            found.append(int(child))
-    return found
 
 
 def push(url: str, token: str, records: list[dict[str, object]]) -> int:

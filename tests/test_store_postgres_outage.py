@@ -70,6 +70,7 @@ async def test_postgresql_down_is_503_everywhere_and_the_server_recovers_by_itse
     status = await api.request("GET", "/v2/import/status", content_type=None)
     assert status.status == 503 and status.body["reason"].startswith("PostgreSQL unavailable")
     assert (await admin.get("/readyz")).status == 503
+    assert "importapi_lite_destination_up 0.0" in (await admin.get("/metrics")).text
     unknown = Api(api.client, secrets.token_hex(32))  # made a moment ago? no way to know: 503
     assert (await unknown.push([record("t", 3, {"id": 2})])).status == 503
 
@@ -79,6 +80,7 @@ async def test_postgresql_down_is_503_everywhere_and_the_server_recovers_by_itse
     status = await api.request("GET", "/v2/import/status", content_type=None)
     assert status.status == 200
     assert (await admin.get("/readyz")).status == 200
+    assert "importapi_lite_destination_up 1.0" in (await admin.get("/metrics")).text
     assert [(r["id"], r["v"]) for r in db_rows(settings, "t")] == [(1, "after")]
     assert (await unknown.push([record("t", 5, {"id": 2})])).status == 401
 

@@ -1,4 +1,5 @@
-"""Admin handlers for the request journal and fault injection."""
+"""Admin handlers for what this process saw (the request journal, recent activity) and for
+fault injection."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AdminError, AdminNotFound
-from ..web.keys import faults_key, journal_key
+from ..web.keys import activity_key, faults_key, journal_key
 from ..web.responses import json_response
 
 _WHOLE = re.compile(r"[0-9]+")  # str.isdigit() would also take "²", which int() refuses
@@ -26,6 +27,20 @@ async def journal(request: web.Request) -> web.Response:
 
 async def clear_journal(request: web.Request) -> web.Response:
     return json_response({"cleared": request.config_dict[journal_key].clear()})
+
+
+async def activity(request: web.Request) -> web.Response:
+    """Data points per table in the last minutes, bucket by bucket (this process's only)."""
+    activity = request.config_dict[activity_key]
+    snapshot = activity.snapshot()
+    body = {
+        "bucket_seconds": activity.bucket_seconds,
+        "window_seconds": activity.window_seconds,
+        "max_tables": activity.max_tables,
+        "buckets": snapshot.buckets,
+        "series": [s.as_json() for s in snapshot.series],
+    }
+    return json_response(body)
 
 
 async def faults(request: web.Request) -> web.Response:

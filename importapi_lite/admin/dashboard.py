@@ -1,6 +1,6 @@
 """The dashboard: one static page at ``/_importapi/`` that reads and drives the admin API.
 
-A sub-application of its own, mounted beside the admin API. It serves three package files
+A sub-application of its own, mounted beside the admin API. It serves four package files
 (``static/``) and no data: the page asks the admin API for everything, with the admin token the
 user gives it, so the page itself needs no token and never sees one on the server side.
 """
@@ -42,6 +42,9 @@ FILES = (
     StaticFile("/", "index.html", "text/html"),
     StaticFile("/dashboard.js", "dashboard.js", "text/javascript"),
     StaticFile("/dashboard.css", "dashboard.css", "text/css"),
+    # Linked from the page, so a browser never asks the Stitch API for /favicon.ico (a 404 in
+    # the journal).
+    StaticFile("/favicon.svg", "favicon.svg", "image/svg+xml"),
 )
 
 

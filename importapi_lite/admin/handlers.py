@@ -18,6 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AdminError, AdminNotFound, AdminNotReady
+from ..observe.metrics import DESTINATION_UP, exposition
+from ..plan.plans import split_of
 from ..store.destination import TableReader, TableSummary, UnknownColumn
 from ..web.keys import destination_key, tokens_key
 from ..web.responses import json_response
@@ -25,9 +27,13 @@ from .openapi import OPENAPI
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+MAX_OFFSET = 2**63 - 1  # SQL's OFFSET is a 64-bit integer, in SQLite and PostgreSQL alike
 DEFAULT_WAIT_S = 10.0
 MAX_WAIT_S = 60.0
 _INTEGER = re.compile(r"-?[0-9]+")
+# Decimal digits, a fraction and an exponent, as the OpenAPI document's "number" is written;
+# float() alone would also take " 5", "+5" and "1_0", which are no such number.
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
 
@@ -44,6 +50,14 @@ async def readyz(request: web.Request) -> web.Response:
     if problem is not None:
         raise AdminNotReady(problem)
     return json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The metrics in Prometheus' text format, the destination's health checked first."""
+    problem = await request.config_dict[destination_key].problem()
+    DESTINATION_UP.set(1 if problem is None else 0)
+    body, content_type = exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def clients(request: web.Request) -> web.Response:
@@ -73,6 +87,7 @@ async def tables(request: web.Request) -> web.Response:
 async def table(request: web.Request) -> web.Response:
     async with _open_table(request) as reader:
         description = await reader.describe()
+    types = {c.name: c.type for c in description.columns}
     body = {
         "name": description.name,
         "parent": description.parent,
@@ -81,7 +96,10 @@ async def table(request: web.Request) -> web.Response:
         "bookmark_names": description.bookmark_names,
         "created_at": description.created_at,
         "rows": description.rows,
-        "columns": [{"name": c.name, "type": c.type} for c in description.columns],
+        "columns": [
+            {"name": c.name, "type": c.type, "split_of": split_of(c.name, c.type, types)}
+            for c in description.columns
+        ],
         "subtables": description.subtables,
     }
     return json_response(body)
@@ -90,7 +108,7 @@ async def table(request: web.Request) -> web.Response:
 async def rows(request: web.Request) -> web.Response:
     """One page of rows, in insertion order, with ``where=column:value`` filters."""
     limit = _int_query(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_query(request, "offset", 0, 0, None)
+    offset = _int_query(request, "offset", 0, 0, MAX_OFFSET)
     where = _where(request)
     async with _open_table(request) as reader:
         try:
@@ -194,7 +212,7 @@ async def rejected(request: web.Request) -> web.Response:
     """Records accepted but not loaded (``_sdc_rejected``): counts by table and reason, and a
     page of the records, newest first; one table's (the route's, or ``?table=``) or all."""
     limit = _int_query(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_query(request, "offset", 0, 0, None)
+    offset = _int_query(request, "offset", 0, 0, MAX_OFFSET)
     client_id, integration = _client_id(request), request.match_info["integration"]
     name = request.match_info.get("table", request.query.get("table"))
     destination = request.config_dict[destination_key]
@@ -278,10 +296,9 @@ def _float_query(request: web.Request, name: str, default: float, high: float) -
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise AdminError(f"{name} must be a number of seconds") from None
+    if not _NUMBER.fullmatch(raw):
+        raise AdminError(f"{name} must be a number of seconds")
+    value = float(raw)
     if not 0 <= value <= high:
         raise AdminError(f"{name} must be between 0 and {high:g} seconds")
     return value

@@ -45,6 +45,7 @@ ROUTES = (
     AdminRoute("GET", "/openapi.json", handlers.openapi, needs_token=False),
     AdminRoute("GET", "/livez", handlers.livez),
     AdminRoute("GET", "/readyz", handlers.readyz),
+    AdminRoute("GET", "/metrics", handlers.metrics),
     AdminRoute("GET", "/clients", handlers.clients),
     AdminRoute("DELETE", "/clients", handlers.reset_everything),
     AdminRoute("DELETE", "/clients/{client_id}", handlers.reset_client),
@@ -58,6 +59,7 @@ ROUTES = (
     AdminRoute("GET", _TABLE + "/rejected", handlers.rejected),
     AdminRoute("GET", "/journal", control.journal),
     AdminRoute("DELETE", "/journal", control.clear_journal),
+    AdminRoute("GET", "/activity", control.activity),
     AdminRoute("GET", "/faults", control.faults),
     AdminRoute("POST", "/faults", control.add_fault),
     AdminRoute("DELETE", "/faults", control.clear_faults),
@@ -81,7 +83,7 @@ async def admin_error_middleware(request: web.Request, handler: Handler) -> web.
     """
     exception = request.match_info.http_exception
     if isinstance(exception, web.HTTPMethodNotAllowed):
-        raise AdminMethodNotAllowed()
+        raise AdminMethodNotAllowed(exception.allowed_methods)
     if exception is not None:
         raise AdminNotFound()
     try:

@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ..models import TableBatch
+from ..observe.metrics import WORKER_RESTARTS
 from ..plan.model import Layout
 from ..store.destination import Staged, Stager
 from .body import Body, parse
@@ -114,6 +115,7 @@ class Workers:
             future = pool.submit(prepare, job)
         except BrokenProcessPool:  # broken since the last job; a new pool for the next
             self._pool = None
+            WORKER_RESTARTS.inc()
             raise WorkerLost from None
         try:
             return await asyncio.wrap_future(future)
@@ -121,6 +123,7 @@ class Workers:
             if self._pool is pool:
                 self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
+                WORKER_RESTARTS.inc()  # the next body starts a new pool
             logger.warning("a worker process was lost; its request runs on the event loop")
             raise WorkerLost from None
         except asyncio.CancelledError:

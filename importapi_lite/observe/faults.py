@@ -134,7 +134,7 @@ def parse_fault(spec: Any, fault_id: int) -> Fault:
     unknown = sorted(set(spec) - set(_FIELDS))
     if unknown:
         raise AdminError(f"Unknown fault field(s): {', '.join(unknown)}")
-    status = spec.get("status")
+    status = _whole(spec.get("status"))
     if status is not None and (isinstance(status, bool) or status not in FAULT_STATUSES):
         raise AdminError(f"status must be one of {', '.join(map(str, FAULT_STATUSES))}")
     delay_ms = _integer(spec, "delay_ms", 0, 0, MAX_DELAY_MS)
@@ -163,10 +163,18 @@ def parse_fault(spec: Any, fault_id: int) -> Fault:
     return Fault(fault_id, status, delay_ms, drop, count, endpoint, table, float(probability), seed)
 
 
+def _whole(value: Any) -> Any:
+    """``2255.0`` as ``2255``: a JSON number with no fraction is an integer (JSON Schema's, so
+    the OpenAPI document's), whichever way the client's encoder wrote it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _integer(
     spec: Mapping[str, Any], name: str, default: int, low: int | None, high: int | None
 ) -> int:
-    value = spec.get(name, default)
+    value = _whole(spec.get(name, default))
     if isinstance(value, bool) or not isinstance(value, int):
         raise AdminError(f"{name} must be an integer")
     if (low is not None and value < low) or (high is not None and value > high):

@@ -1,7 +1,8 @@
 """The request journal: the last N requests of the Stitch API, for the admin API to show.
 
-Pure data, no aiohttp: ``middleware.journal_middleware`` fills it. An entry never holds the token
-or the body of a request; only the body of an error answer (what the client was told).
+Pure data, no aiohttp: ``middleware.observe_middleware`` fills it. An entry never holds the token
+or the body of a request; only the body of an error answer (what the client was told), and of the
+request's headers only those named in ``JOURNALED_HEADERS``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,23 @@ import dataclasses
 import itertools
 import json
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_ERROR_BODY_CHARS = 16_384  # a 422 for 20,000 records is megabytes; keep the journal small
+# SECURITY: an allowlist, never a denylist: Authorization holds the token, and a client or proxy
+# may add headers of its own with secrets in them (cookies, API keys). These say who sent what.
+JOURNALED_HEADERS = (
+    "User-Agent",
+    "Content-Type",
+    "Content-Length",
+    "Content-Encoding",
+    "Transfer-Encoding",
+    "X-Request-Id",
+)
+MAX_HEADER_CHARS = 512  # a header can be 8 KiB; a journal of 1,000 such entries would be 48 MB
+TABLE_COUNTS = ("table_name", "accepted", "stale", "rejected")  # a per_table item's fields
 
 
 # Not frozen: one is made for every request, and a frozen dataclass's __init__ (an
@@ -34,9 +48,28 @@ class JournalEntry:
     rejected: int = 0
     error: Any = None  # the body of a 4xx/5xx answer: its JSON, or its text
     fault: int | None = None  # the id of the fault injected into this request
+    request_id: str = ""  # as in the access log and the answer's X-Request-Id
+    headers: dict[str, str] = field(default_factory=dict)  # those of JOURNALED_HEADERS sent
+    # Each table's (table_name, accepted, stale, rejected), in load order: tuples, not dicts, as
+    # a request may load thousands of tables and the journal keeps a thousand requests.
+    per_table: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        body = dataclasses.asdict(self)
+        body["per_table"] = [
+            dict(zip(TABLE_COUNTS, counts, strict=True)) for counts in self.per_table
+        ]
+        return body
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The request headers the journal keeps: ``JOURNALED_HEADERS`` only, each cut short."""
+    kept = {}
+    for name in JOURNALED_HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            kept[name] = value if len(value) <= MAX_HEADER_CHARS else value[:MAX_HEADER_CHARS] + "…"
+    return kept
 
 
 def error_body(text: str, is_json: bool) -> Any:

@@ -10,6 +10,7 @@ while its type matches the column's, otherwise it goes to a split column ``<name
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -495,6 +496,15 @@ def _column_for(info: TableInfo, name: str, type_: str, base: str | None = None)
     if _claim(info, split, type_) == type_:
         return split
     raise _Rejected(f"Field collision on {split}")
+
+
+def split_of(column: str, type_: str, columns: Mapping[str, str]) -> str | None:
+    """The field whose values of ``type_`` ``_column_for`` put in ``column``, a split column of
+    a table whose column types are ``columns``; None if ``column`` is no split column."""
+    name, sep, suffix = column.rpartition("__")
+    if sep and SUFFIXES.get(type_) == suffix and columns.get(name, type_) != type_:
+        return name
+    return None
 
 
 def _claim(info: TableInfo, column: str, type_: str) -> str:

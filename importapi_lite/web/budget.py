@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from ..observe.metrics import WAITING_FOR_BODY
+
 
 class ByteBudget:
     def __init__(self, capacity: int) -> None:
@@ -30,6 +32,7 @@ class ByteBudget:
             return
         turn = asyncio.get_running_loop().create_future()
         self._waiting.append((size, turn))
+        WAITING_FOR_BODY.inc()
         try:
             await turn
         except asyncio.CancelledError:  # the client went away while waiting
@@ -39,6 +42,8 @@ class ByteBudget:
                 self._waiting.remove((size, turn))
                 self._grant()  # it may have been first in line, holding others up
             raise
+        finally:
+            WAITING_FOR_BODY.dec()
 
     def _release(self, size: int) -> None:
         self.free += size

@@ -1,5 +1,6 @@
-"""Middleware, outermost first: the journal, errors, then the checks (route, request slot, auth,
-media type, body size in SPEC §3.3 order, then injected faults).
+"""Middleware, outermost first: what is observed (metrics, the access log, the journal), errors,
+then the checks (route, request slot, auth, media type, body size in SPEC §3.3 order, then
+injected faults).
 
 ``error_middleware`` is the only place an error becomes a response. The checks raise
 ``ImportApiError``s and leave, for the handler, the request's ``token``, ``media_type`` and
@@ -16,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
+import secrets
 import time
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -37,22 +41,34 @@ from ..errors import (
     Unauthorized,
 )
 from ..ingest.codec import decode_body
+from ..observe import logs
 from ..observe.faults import Fault, tables_named_in
-from ..observe.journal import error_body
+from ..observe.journal import error_body, safe_headers
+from ..observe.metrics import (
+    IN_FLIGHT,
+    RECEIVED_BYTES,
+    REQUEST_SECONDS,
+    REQUESTS,
+    count_records,
+)
 from ..settings import Settings
 from ..store.tokens import Token
 from .keys import (
+    activity_key,
     body_budget_key,
     body_key,
     body_size_key,
+    endpoint_label_key,
     fault_key,
     faults_key,
     journal_key,
     load_results_key,
     media_type_key,
     received_at_key,
+    request_id_key,
     request_slots_key,
     settings_key,
+    table_labels_key,
     token_key,
     tokens_key,
     uploads_key,
@@ -66,42 +82,66 @@ logger = logging.getLogger(__name__)
 def render(error: ImportApiError) -> web.Response:
     body = error.body()
     if isinstance(body, str):
-        return text_response(body, error.status)
-    return json_response(body, error.status)
+        response = text_response(body, error.status)
+    else:
+        response = json_response(body, error.status)
+    response.headers.update(error.headers())
+    return response
 
 
 @web.middleware
-async def journal_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Record every Stitch API request in the journal as answered.
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request, once answered: its metrics and its access line, and for a Stitch API
+    request its journal entry. Each gets a request id (the client's ``X-Request-Id`` when it
+    sent a plausible one), sent back in ``X-Request-Id`` and written in all three.
 
-    Outside ``error_middleware``, so it sees errors as rendered: the journal shows what the client
-    was told. Never the token, never the request body.
+    Outside ``error_middleware``, so it sees errors as rendered: what the client was told.
+    Never the token, never the request body.
     """
-    if belongs_to_sub_app(request):
-        return await handler(request)
-    # When the request arrived: the journal's time, and every row's _sdc_received_at.
-    arrived_at = request[received_at_key] = now_text()
+    request_id = request[request_id_key] = _request_id(request)
+    stitch = not belongs_to_sub_app(request)
+    if stitch:
+        # When the request arrived: the journal's time, and every row's _sdc_received_at.
+        request[received_at_key] = now_text()
+        IN_FLIGHT.inc()
     started = time.perf_counter()
     status: int | None = None
     response: web.StreamResponse | None = None
     try:
         response = await handler(request)
         status = response.status
+        if not response.prepared:  # a streamed export has sent its headers already
+            response.headers["X-Request-Id"] = request_id
         return response
-    except web.HTTPException as exc:
+    except web.HTTPException as exc:  # a redirect, or what aiohttp raised itself
         status = exc.status
+        exc.headers["X-Request-Id"] = request_id
         raise
     finally:
-        _record(request, response, status, arrived_at, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        if stitch:
+            IN_FLIGHT.dec()
+            status = _journal(request, response, status, seconds)
+        _observed(request, status, seconds)
 
 
-def _record(
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id")
+    if given is not None and _PLAUSIBLE_ID.fullmatch(given):
+        return given
+    return secrets.token_hex(8)
+
+
+_PLAUSIBLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # nothing that could forge a log line
+
+
+def _journal(
     request: web.Request,
     response: web.StreamResponse | None,
     status: int | None,
-    arrived_at: str,
     duration: float,
-) -> None:
+) -> int | None:
+    """The request's journal entry; the status it was answered with (None: never sent)."""
     fault = request.get(fault_key)
     if fault is not None and fault.drop:
         status = None  # the answer built after the drop was never sent
@@ -113,7 +153,7 @@ def _record(
     token = request.get(token_key)
     results = request.get(load_results_key, [])
     request.app[journal_key].record(
-        time=arrived_at,
+        time=request[received_at_key],
         method=request.method,
         path=request.path,
         status=status,
@@ -126,7 +166,54 @@ def _record(
         rejected=sum(r.rejected for r in results),
         error=error,
         fault=None if fault is None else fault.id,
+        headers=safe_headers(request.headers),
+        per_table=[(r.table_name, r.accepted, r.stale, r.rejected) for r in results],
+        request_id=request[request_id_key],
     )
+    return status
+
+
+def _observed(request: web.Request, status: int | None, seconds: float) -> None:
+    """The request's metrics, and its access line if those are logged."""
+    endpoint = _endpoint_label(request)
+    REQUESTS.labels(endpoint, str(status) if status is not None else "none").inc()
+    REQUEST_SECONDS.labels(endpoint).observe(seconds)
+    size = request.get(body_size_key)
+    if size:
+        RECEIVED_BYTES.labels(endpoint).inc(size)
+    token = request.get(token_key)
+    results = request.get(load_results_key)
+    if results and token is not None:  # what the loads did: the metrics, the dashboard's chart
+        count_records(request.app[table_labels_key], token.integration, results)
+        request.app[activity_key].record(token.client_id, token.integration, results)
+    if not logs.access_wanted():
+        return
+    fields: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,  # never the query string: an admin API query may hold data
+        "status": status,
+        "ms": round(seconds * 1000, 1),
+        "remote": request.remote,
+        "request_id": request[request_id_key],
+    }
+    if token is not None:
+        fields["client_id"] = token.client_id
+    if size is not None:
+        fields["bytes"] = size
+    if results:  # a request that failed before loading has none
+        fields["tables"] = [r.table_name for r in results]
+        fields["accepted"] = sum(r.accepted for r in results)
+        fields["stale"] = sum(r.stale for r in results)
+        fields["rejected"] = sum(r.rejected for r in results)
+    logs.access(fields)
+
+
+def _endpoint_label(request: web.Request) -> str:
+    apps = request.match_info.apps
+    if len(apps) > 1:
+        return apps[-1].get(endpoint_label_key, "other")
+    endpoint = endpoint_of(request)
+    return "other" if endpoint is None else endpoint.short_name
 
 
 @web.middleware
@@ -181,8 +268,9 @@ def endpoint_for(request: web.Request) -> Endpoint:
     endpoint = endpoint_of(request)
     if endpoint is not None:
         return endpoint
-    if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
-        raise MethodNotAllowed()
+    exception = request.match_info.http_exception
+    if isinstance(exception, web.HTTPMethodNotAllowed):
+        raise MethodNotAllowed(exception.allowed_methods)
     raise NotFound()
 
 
@@ -335,4 +423,4 @@ def _fault_error(fault: Fault, size: int) -> ImportApiError:
 
 
 def middlewares() -> list[Middleware]:
-    return [journal_middleware, error_middleware, checks_middleware]
+    return [observe_middleware, error_middleware, checks_middleware]

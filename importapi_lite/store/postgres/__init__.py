@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -43,6 +44,7 @@ from psycopg_pool import AsyncConnectionPool
 from ...clock import now_text
 from ...errors import ServiceUnavailable
 from ...models import ActivateVersion, LoadResult, TableBatch
+from ...observe.metrics import COMMIT_GROUP_SIZE, COMMIT_SECONDS
 from ...plan.model import (
     Layout,
     LoadPlan,
@@ -230,6 +232,7 @@ class PostgresDestination:
         received_at: str,
     ) -> tuple[LoadPlan, int]:
         name = load.table_name
+        started = time.perf_counter()
         async with conn.transaction():
             layout, version = await self._lock_table(conn, schema, name)
             if isinstance(load, StagedLoad):
@@ -241,6 +244,8 @@ class PostgresDestination:
                 plan = plan_load(load, layout, received_at, now_text(), limits=LIMITS)
             version = await self._apply(conn, schema, load, plan, version)
             accepted = await _run_steps(conn, schema, plan) if plan.table is not None else 0
+        COMMIT_SECONDS.labels("postgresql").observe(time.perf_counter() - started)
+        COMMIT_GROUP_SIZE.labels("postgresql").observe(1)
         self._layouts[(schema, name)] = (version, plan.layout)
         return plan, accepted
 

@@ -20,6 +20,7 @@ import asyncio
 import json
 import shutil
 import sqlite3
+import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import (
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from ...clock import now_text
 from ...models import LoadResult, TableBatch
+from ...observe.metrics import COMMIT_GROUP_SIZE, COMMIT_SECONDS
 from ...plan.model import Layout, LoadPlan, Rejection, raw_record
 from ..destination import (
     IntegrationSummary,
@@ -470,12 +472,16 @@ async def _commit_group(table_db: _OpenTable, group: list[_QueuedLoad]) -> None:
     Once handed to the thread the group runs to its end, even if the server is stopping.
     """
     loads = [queued.load for queued in group]
+    started = time.perf_counter()
     running = asyncio.ensure_future(
         table_db.conn.run(partial(writer.commit_group, state=table_db.state, loads=loads))
     )
     running.add_done_callback(partial(_settle_group, table_db, group))
     with suppress(Exception):  # each load of the group has the failure (``_settle_group``)
         await asyncio.shield(running)
+    if running.exception() is None:
+        COMMIT_SECONDS.labels("sqlite").observe(time.perf_counter() - started)
+        COMMIT_GROUP_SIZE.labels("sqlite").observe(len(group))
 
 
 def _settle_group(
