@@ -43,6 +43,7 @@ from psycopg.rows import dict_row
 from importapi_lite import Settings
 from importapi_lite.admin.routes import ADMIN_PREFIX
 from importapi_lite.store import open_tokens
+from importapi_lite.store.postgres.reading import as_sqlite_holds
 from importapi_lite.store.sqlite.paths import (
     REJECTED_TABLE,
     integration_dir,
@@ -383,7 +384,9 @@ def pg_query(settings: Settings, query: str, params: Any = None) -> list[dict[st
     """Rows of a query on the settings' PostgreSQL database, as dicts of plain values. Without
     ``params`` the query is sent as it is: a name in it may hold a "%"."""
     with psycopg.connect(str(settings.destination), row_factory=dict_row) as db:
-        return [{k: _as_sqlite(v) for k, v in row.items()} for row in db.execute(query, params)]
+        return [
+            {k: as_sqlite_holds(v) for k, v in row.items()} for row in db.execute(query, params)
+        ]
 
 
 def pg_rows(settings: Settings, schema: str, table: str, order_by: str) -> list[dict[str, Any]]:
@@ -412,21 +415,6 @@ def pg_rows(settings: Settings, schema: str, table: str, order_by: str) -> list[
             else ", ".join('"' + n.replace('"', '""') + '"' for n in names)
         )
     return pg_query(settings, f"SELECT * FROM {quoted} ORDER BY {order}")
-
-
-def _as_sqlite(value: Any) -> Any:
-    import datetime as dt
-    from decimal import Decimal
-
-    from importapi_lite.plan.shape import decimal_text, utc_text
-
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, dt.datetime):
-        return utc_text(value)
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    return value
 
 
 # --- the bench harnesses -----------------------------------------------------------------------

@@ -39,6 +39,12 @@ class Token:
         return self.revoked_at is None
 
 
+def require_integration_name(integration: str) -> None:
+    """Every token store's first rule for a new token's integration: it has a name."""
+    if not integration.strip():
+        raise TokenError("the integration name must not be blank")
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -182,7 +182,7 @@ class PostgresTableReader:
         return [] if keys == [PRIMARY_KEY] else keys
 
     def _shown(self, row: Sequence[Any]) -> list[Any]:
-        return [_shown(value) for value in row]
+        return [as_sqlite_holds(value) for value in row]
 
     def _check(self, where: Where) -> None:
         for column, _ in where:
@@ -190,8 +190,9 @@ class PostgresTableReader:
                 raise UnknownColumn(column)
 
 
-def _shown(value: Any) -> Any:
-    """A value as the SQLite destination holds it."""
+def as_sqlite_holds(value: Any) -> Any:
+    """A value as the SQLite destination holds it (booleans as 0/1, decimals and timestamps as
+    text), so what either destination stored reads alike."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, dt.datetime):

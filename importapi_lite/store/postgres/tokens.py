@@ -37,6 +37,7 @@ from ..tokens import (
     Token,
     TokenError,
     hash_secret,
+    require_integration_name,
 )
 from .sql import METADATA_DDL, OURS
 
@@ -186,8 +187,7 @@ class PostgresTokenStore:
         integration: str = DEFAULT_INTEGRATION,
         region: str = "north-america",
     ) -> tuple[Token, str]:
-        if not integration.strip():
-            raise TokenError("the integration name must not be blank")
+        require_integration_name(integration)
         if _RESERVED_SCHEMA.fullmatch(integration) or len(integration.encode()) > 63:
             raise TokenError(
                 f"{integration!r} cannot name an integration here: it is a PostgreSQL schema "

@@ -26,6 +26,7 @@ from ..tokens import (
     Token,
     TokenError,
     hash_secret,
+    require_integration_name,
 )
 
 TOKENS_FILE = "tokens.sqlite3"
@@ -121,8 +122,7 @@ class SqliteTokenStore:
         region: str = "north-america",
     ) -> tuple[Token, str]:
         """A new token and its secret (shown once). Creates the integration on first use."""
-        if not integration.strip():
-            raise TokenError("the integration name must not be blank")
+        require_integration_name(integration)
         secret = secrets.token_hex(32)
         now = _now()
         with self._transaction() as db:
